@@ -38,7 +38,7 @@ def emit_json(obj: dict) -> None:
 
 @app.command()
 def verify(a: Path, b: Path, model: ModelOpt = None, json_: JsonOpt = False,
-           far: Annotated[float | None, typer.Option("--far", help="Use the threshold at this false-accept rate.")] = None,
+           far: Annotated[float | None, typer.Option("--far", help="Decide at this false-accept rate.")] = None,
            backend: BackendOpt = "torch") -> None:
     """Do recordings A and B come from the same speaker?"""
     from speakerverify.verifier import Verifier
