@@ -1,0 +1,90 @@
+"""Padding invariance of the conv architectures: a padded batch gives the single-input rows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from speakerverify import models
+from speakerverify.models.masking import reflect_pad
+
+torch.set_num_threads(1)
+
+SMALL = {
+    "ecapa-tdnn": {"channels": 32, "mfa_channels": 96, "embedding_dim": 16, "attention_channels": 8,
+                   "se_channels": 8, "res2net_scale": 4},
+    "ecapa-tdnn-zeros": {"channels": 32, "mfa_channels": 96, "embedding_dim": 16, "attention_channels": 8,
+                         "se_channels": 8, "res2net_scale": 4, "padding": "zeros"},
+    "resnet34-thin": {"base_width": 4, "embedding_dim": 16, "layers": [1, 1, 1, 1]},
+    "campplus": {"embedding_dim": 16, "growth_rate": 8, "bn_size": 2, "init_channels": 16, "m_channels": 4,
+                 "blocks": [[2, 3, 1], [2, 3, 2]]},
+}
+
+
+def randomize_norms(net: torch.nn.Module, seed: int = 0) -> None:
+    """Give batch norms non-trivial statistics so any leak from padded frames shows."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
+
+
+def small_model(key: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = models.build(key.removesuffix("-zeros"), **SMALL[key])
+    randomize_norms(net)
+    return net.eval()
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_padded_batch_equals_single_inputs(key: str) -> None:
+    net = small_model(key)
+    lengths = [157, 3, 60, 201, 1]  # includes inputs shorter than every kernel and segment
+    torch.manual_seed(1)
+    singles = [torch.randn(1, n, 80) for n in lengths]
+    batch = torch.zeros(len(lengths), max(lengths), 80)
+    for i, s in enumerate(singles):
+        batch[i, : s.shape[1]] = s[0]
+    with torch.inference_mode():
+        rows = net(batch, torch.tensor(lengths))
+        for i, s in enumerate(singles):
+            single = net(s, torch.tensor([s.shape[1]]))[0]
+            assert torch.isfinite(single).all()
+            torch.testing.assert_close(rows[i], single, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_garbage_in_padded_frames_is_ignored(key: str) -> None:
+    """Front ends zero padded frames, but models must not depend on it beyond the contract."""
+    net = small_model(key)
+    torch.manual_seed(2)
+    x = torch.randn(2, 90, 80)
+    x[1, 50:] = 0
+    noisy = x.clone()
+    noisy[1, 50:] = 1e3
+    n = torch.tensor([90, 50])
+    with torch.inference_mode():
+        torch.testing.assert_close(net(noisy, n), net(x, n), atol=2e-5, rtol=1e-4)
+
+
+def test_embedding_shape_and_registry() -> None:
+    assert {"ecapa-tdnn", "resnet34-thin", "campplus"} <= set(models.names())
+    for key in SMALL:
+        net = small_model(key)
+        out = net(torch.randn(2, 40, 80), torch.tensor([40, 33]))
+        assert out.shape == (2, 16)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9])
+def test_reflect_pad_matches_torch(n: int) -> None:
+    x = torch.randn(1, 3, n)
+    for pad in range(1, 5):
+        ours = reflect_pad(torch.cat([x, torch.zeros(1, 3, 4)], dim=-1), torch.tensor([n]), pad)[..., : n + 2 * pad]
+        if pad < n:
+            torch.testing.assert_close(ours, torch.nn.functional.pad(x, (pad, pad), mode="reflect"))
+        else:
+            assert torch.isfinite(ours).all()
