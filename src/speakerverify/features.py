@@ -159,3 +159,8 @@ def build_frontend(config: dict[str, Any] | None) -> nn.Module:
 
 def register_frontend(name: str, cls: type[nn.Module]) -> None:
     FRONTENDS[name] = cls
+
+
+# Front ends defined in other modules register themselves on import; importing them here makes
+# them available wherever build_frontend runs. (Kept last: they import this module.)
+from speakerverify import frontends_extra  # noqa: E402,F401
