@@ -1,0 +1,139 @@
+"""Nearest-speaker search over enrolled embeddings (inner product of unit vectors = cosine).
+
+* :class:`ExactIndex` -- numpy matrix product; exact, no extra memory, best for small galleries.
+* :class:`FaissFlatIndex` -- faiss ``IndexFlatIP``; exact, the same results as numpy, faster on
+  large galleries (blocked BLAS plus a heap-based top-k instead of a full partition).
+* :class:`FaissIVFIndex` -- faiss ``IndexIVFFlat``; approximate (probes ``nprobe`` of ``nlist``
+  cells), for galleries where exact search gets slow.
+
+:func:`build_index` picks one by gallery size; the cut-offs come from ``scripts/bench_search.py``
+(see ``docs/bench-search.md``). Every index ranks by inner product; callers re-score the shortlist
+with the model's own scoring, so the approximate index only has to get the right speaker into it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+#: Galleries up to this size use numpy; faiss's flat index above it.
+EXACT_MAX = 20_000
+#: Galleries from this size use an IVF index (approximate).
+IVF_MIN = 500_000
+
+
+class Index(Protocol):
+    kind: str
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, row indices) per query, best first; indices -1 pad short rows."""
+        ...
+
+
+def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if q.shape[1] != dim:
+        raise ValueError(f"query dimension {q.shape[1]} does not match the gallery's {dim}")
+    return q
+
+
+def _pad(scores: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if scores.shape[1] == k:
+        return scores, idx
+    n = scores.shape[0]
+    s = np.full((n, k), -np.inf, dtype=np.float32)
+    i = np.full((n, k), -1, dtype=np.int64)
+    s[:, : scores.shape[1]] = scores
+    i[:, : idx.shape[1]] = idx
+    return s, i
+
+
+class ExactIndex:
+    kind = "numpy"
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = _as_queries(queries, self.matrix.shape[1])
+        n = len(self)
+        kk = min(k, n)
+        if kk == 0:
+            return _pad(np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64), k)
+        sims = q @ self.matrix.T
+        if kk < n:
+            part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        else:
+            part = np.broadcast_to(np.arange(n), (len(q), n))
+        part_scores = np.take_along_axis(sims, part, axis=1)
+        # Sort by score, ties by row index (faiss breaks ties the same way).
+        order = np.lexsort((part, -part_scores), axis=1)
+        idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+        return _pad(np.take_along_axis(sims, idx, axis=1), idx, k)
+
+
+class FaissFlatIndex:
+    kind = "faiss-flat"
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        import faiss
+
+        m = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.dim = m.shape[1]
+        self.index = faiss.IndexFlatIP(self.dim)
+        self.index.add(m)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, idx = self.index.search(_as_queries(queries, self.dim), k)
+        return scores.astype(np.float32), idx.astype(np.int64)
+
+
+class FaissIVFIndex:
+    kind = "faiss-ivf"
+
+    def __init__(self, matrix: np.ndarray, nlist: int | None = None, nprobe: int = 32,
+                 train_size: int = 100_000, seed: int = 0) -> None:
+        import faiss
+
+        m = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.dim = m.shape[1]
+        n = m.shape[0]
+        nlist = nlist or max(1, min(4096, int(4 * np.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = m if n <= train_size else m[rng.choice(n, train_size, replace=False)]
+        self.index.train(sample)
+        self.index.add(m)
+        self.index.nprobe = min(nprobe, nlist)
+        self._quantizer = quantizer  # faiss does not own it from Python
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, idx = self.index.search(_as_queries(queries, self.dim), k)
+        return scores.astype(np.float32), idx.astype(np.int64)
+
+
+def build_index(matrix: np.ndarray, kind: str | None = None) -> Index:
+    """An index over the rows of ``matrix`` (unit vectors); ``kind`` forces numpy, flat or ivf."""
+    n = int(np.asarray(matrix).shape[0])
+    if kind is None:
+        kind = "numpy" if n <= EXACT_MAX else ("faiss-flat" if n < IVF_MIN else "faiss-ivf")
+    if kind in ("numpy", "exact"):
+        return ExactIndex(matrix)
+    if kind in ("faiss-flat", "flat"):
+        return FaissFlatIndex(matrix)
+    if kind in ("faiss-ivf", "ivf"):
+        return FaissIVFIndex(matrix)
+    raise ValueError(f"unknown index kind {kind!r}: use numpy, faiss-flat or faiss-ivf")

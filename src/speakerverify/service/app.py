@@ -1,0 +1,254 @@
+"""The REST service: FastAPI app over a :class:`~speakerverify.verifier.Verifier` and a speaker store.
+
+Routes (all JSON; errors are always ``{"error": "..."}``):
+
+* ``GET /healthz`` -- liveness and model ident (no key needed);
+* ``POST /v1/verify`` (files ``a``, ``b``) -- the keys of ``speakerverify verify --json``;
+* ``POST /v1/embed`` (file ``file``) -- the embedding;
+* ``GET /v1/speakers`` / ``POST /v1/speakers`` (``name``, files ``files``; admin) -- list / enroll;
+* ``DELETE /v1/speakers/{name}`` (admin) -- remove;
+* ``POST /v1/speakers/{name}/verify`` (file ``file``) -- verify against an enrolled speaker;
+* ``POST /v1/identify`` (file ``file``, ``top``) -- rank enrolled speakers;
+* ``GET /`` -- the web page; ``/docs`` and ``/openapi.json`` -- the API description.
+
+Every ``/v1`` route needs ``Authorization: Bearer KEY`` (401 without a valid key, 403 when an
+admin key is needed). Request bodies over ``max_upload_bytes`` get 413 before they are read in
+full. Model work runs in worker threads, at most ``workers`` at once, so the event loop keeps
+answering other requests during inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from speakerverify.errors import AudioError, ModelError, SpeakerVerifyError
+from speakerverify.keys import KeyInfo, check_key
+from speakerverify.service.limits import BodySizeLimit
+from speakerverify.store import SpeakerNotFound, SpeakerStore
+
+log = logging.getLogger("speakerverify.service")
+STATIC = Path(__file__).parent / "static"
+T = TypeVar("T")
+
+
+@dataclass
+class ServiceConfig:
+    store: str | os.PathLike | None = None
+    model: str | os.PathLike | None = None
+    max_upload_bytes: int = 20 * 1024 * 1024
+    workers: int = 2
+    threads: int | None = None
+    keep_audio: bool = True
+    verifier: Any = None  # a loaded Verifier to reuse (tests); loaded from ``model`` otherwise
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def api_key(request: Request) -> KeyInfo:
+    """The caller's key from ``Authorization: Bearer KEY``; 401 when missing or unknown."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'", challenge)
+    info = check_key(request.app.state.store, key.strip())
+    if info is None:
+        raise ApiError(401, "invalid API key", challenge)
+    return info
+
+
+def admin_key(info: Annotated[KeyInfo, Depends(api_key)]) -> KeyInfo:
+    if not info.admin:
+        raise ApiError(403, f"key {info.name!r} is not an admin key; enrolling and removing need one")
+    return info
+
+
+User = Annotated[KeyInfo, Depends(api_key)]
+Admin = Annotated[KeyInfo, Depends(admin_key)]
+
+
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    config = config or ServiceConfig()
+    verifier = config.verifier
+    if verifier is None:
+        from speakerverify.verifier import Verifier
+
+        verifier = Verifier(config.model, threads=config.threads)
+    elif config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    store = SpeakerStore(config.store, verifier=verifier, keep_audio=config.keep_audio)
+    store.check_model(verifier)  # refuse to start on a store of another model
+    limiter = anyio.CapacityLimiter(config.workers)
+
+    async def run_model(fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+    app = FastAPI(title="speakerverify", version="1",
+                  description="Speaker verification and identification. Send `Authorization: Bearer KEY` "
+                              "(create keys with `speakerverify keys create NAME [--admin]`).")
+    app.state.store = store
+    app.state.verifier = verifier
+    app.state.config = config
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+
+    # -- errors: always {"error": "..."} ----------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
+        return error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(AudioError)
+    async def _audio_error(_: Request, exc: AudioError) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(SpeakerNotFound)
+    async def _not_found(_: Request, exc: SpeakerNotFound) -> JSONResponse:
+        return error(404, str(exc))
+
+    @app.exception_handler(ModelError)
+    async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(SpeakerVerifyError)
+    async def _sv_error(_: Request, exc: SpeakerVerifyError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(ValueError)
+    async def _value_error(_: Request, exc: ValueError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, f"internal error ({type(exc).__name__})")
+
+    async def read_upload(f: UploadFile, field: str) -> tuple[str, bytes]:
+        data = await f.read()
+        label = f.filename or field
+        if not data:
+            raise AudioError(label, "file is empty")
+        return label, data
+
+    # -- routes ----------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": verifier.model_ident}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/v1/whoami", tags=["service"])
+    async def whoami(key: User) -> dict[str, Any]:
+        """The key's name and role, and the model in use."""
+        return {"key": key.name, "admin": key.admin, "model": verifier.model_ident}
+
+    @app.post("/v1/verify", tags=["verification"])
+    async def verify(key: User, a: Annotated[UploadFile, File()], b: Annotated[UploadFile, File()],
+                     far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+        """Do recordings ``a`` and ``b`` come from the same speaker?"""
+        la, da = await read_upload(a, "a")
+        lb, db = await read_upload(b, "b")
+
+        def work() -> dict[str, Any]:
+            ea = verifier.embed(da, name=la)
+            eb = verifier.embed(db, name=lb, second=verifier.bundle.two_branch)
+            score = float(verifier.score_embeddings(ea, eb)[0])
+            return {**verifier.backend.decide(score, far), "model": verifier.model_name}
+
+        return await run_model(work)
+
+    @app.post("/v1/embed", tags=["verification"])
+    async def embed(key: User, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        """The speaker embedding of one recording."""
+        label, data = await read_upload(file, "file")
+
+        def work() -> dict[str, Any]:
+            wave = verifier.load(data, name=label)
+            emb = verifier.embed_waves([wave])[0]
+            return {"model": verifier.model_ident, "dim": int(emb.size), "duration_s": round(len(wave) / 16000, 3),
+                    "embedding": [float(x) for x in np.asarray(emb, dtype=np.float64)]}
+
+        return await run_model(work)
+
+    @app.get("/v1/speakers", tags=["speakers"])
+    async def list_speakers(key: User) -> dict[str, Any]:
+        """Enrolled speakers."""
+        rows = await anyio.to_thread.run_sync(store.speakers)
+        return {"model": store.model, "speakers": rows}
+
+    @app.post("/v1/speakers", tags=["speakers"], status_code=201)
+    async def enroll(key: Admin, name: Annotated[str, Form()], files: Annotated[list[UploadFile], File()],
+                     replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
+        """Enroll speaker ``name`` from one or more ``files`` (admin key); adds clips to an existing
+        speaker unless ``replace``."""
+        uploads = [await read_upload(f, "files") for f in files]
+        result = await run_model(lambda: store.enroll(name, uploads, replace=replace))
+        return result.as_dict()
+
+    @app.delete("/v1/speakers/{name}", tags=["speakers"])
+    async def remove(key: Admin, name: str) -> dict[str, Any]:
+        """Remove an enrolled speaker (admin key)."""
+        if not await anyio.to_thread.run_sync(store.remove, name):
+            raise SpeakerNotFound(name)
+        return {"removed": name}
+
+    @app.post("/v1/speakers/{name}/verify", tags=["speakers"])
+    async def verify_speaker(key: User, name: str, file: Annotated[UploadFile, File()],
+                             far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+        """Is ``file`` the enrolled speaker ``name``?"""
+        upload = await read_upload(file, "file")
+        if not await anyio.to_thread.run_sync(store.__contains__, name):
+            raise SpeakerNotFound(name)
+        return await run_model(lambda: store.verify(name, upload, far=far))
+
+    @app.post("/v1/identify", tags=["speakers"])
+    async def identify(key: User, file: Annotated[UploadFile, File()],
+                       top: Annotated[int, Form(ge=1, le=100)] = 5,
+                       far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+        """Who is speaking? Enrolled speakers ranked by score; ``speaker`` is ``unknown`` when none
+        passes the threshold."""
+        upload = await read_upload(file, "file")
+        return await run_model(lambda: store.identify(upload, top=top, far=far))
+
+    return app
