@@ -19,7 +19,8 @@ from speakerverify.models.pooling import AttentiveStatsPool, time_mask
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, bottleneck: int = 64) -> None:
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(channels, bottleneck), nn.ReLU(), nn.Linear(bottleneck, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(nn.Linear(channels, bottleneck), nn.ReLU(),
+                                nn.Linear(bottleneck, channels), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mean = (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
