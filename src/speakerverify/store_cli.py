@@ -215,13 +215,13 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
           workers: Annotated[int, typer.Option("--workers", min=1, max=64,
                                                help="Threads running model inference at once.")] = 2,
           threads: Annotated[int | None, typer.Option("--threads", min=1,
-                                                      help="Torch threads per inference [default: torch's].")] = None,
+                                                      help="Torch threads [default: CPU cores / workers].")] = None,
           keep_audio: KeepAudioOpt = True) -> None:
     """Run the REST service and web page (FastAPI + uvicorn)."""
     import uvicorn
-    from speakerverify.service.app import ServiceConfig, create_app
 
     from speakerverify.keys import list_keys
+    from speakerverify.service.app import ServiceConfig, create_app
 
     config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            workers=workers, threads=threads, keep_audio=keep_audio)

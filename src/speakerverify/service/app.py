@@ -50,7 +50,7 @@ class ServiceConfig:
     model: str | os.PathLike | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
     workers: int = 2
-    threads: int | None = None
+    threads: int | None = None  # torch threads; default: the CPU cores shared out among the workers
     keep_audio: bool = True
     verifier: Any = None  # a loaded Verifier to reuse (tests); loaded from ``model`` otherwise
 
@@ -93,10 +93,11 @@ Admin = Annotated[KeyInfo, Depends(admin_key)]
 def create_app(config: ServiceConfig | None = None) -> FastAPI:
     config = config or ServiceConfig()
     verifier = config.verifier
+    threads = config.threads or max(1, (os.cpu_count() or 1) // config.workers)
     if verifier is None:
         from speakerverify.verifier import Verifier
 
-        verifier = Verifier(config.model, threads=config.threads)
+        verifier = Verifier(config.model, threads=threads)
     elif config.threads:
         import torch
 

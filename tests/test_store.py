@@ -1,0 +1,217 @@
+"""The speaker store: enrollment bookkeeping, outliers, model guard, re-embedding, crash safety.
+
+These use a stub verifier (tests/stub_verifier.py) so they test storage, not model quality.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speakerverify.errors import AudioError, ModelError, SpeakerVerifyError
+from speakerverify.store import SpeakerNotFound, SpeakerStore, decode_flac, default_store_path, find_outliers
+from stub_verifier import StubVerifier, tone
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SpeakerStore:
+    return SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+
+
+def test_enroll_list_identify_remove(store: SpeakerStore) -> None:
+    r = store.enroll("low", [tone(300, seed=1), tone(300, seed=2)])
+    assert r.n_clips == 2 and not r.rejected
+    store.enroll("high", [("a.wav", tone(2000, seed=3)), ("b.wav", tone(2000, seed=4))])
+    names = [s["name"] for s in store.speakers()]
+    assert names == ["high", "low"]
+    assert store.model == "stub@1"
+    assert all(s["audio_kept"] and s["clips"] == 2 and not s["stale"] for s in store.speakers())
+
+    who = store.identify(tone(300, seed=9), top=2)
+    assert who["speaker"] == "low"
+    assert [c["speaker"] for c in who["candidates"]] == ["low", "high"]
+    assert who["candidates"][0]["score"] > who["candidates"][1]["score"]
+    assert store.identify(tone(5000, seed=9))["speaker"] == "unknown"
+
+    v = store.verify("high", tone(2000, seed=10))
+    assert set(v) >= {"speaker", "score", "same_speaker", "threshold", "model"}
+    assert v["same_speaker"] and v["speaker"] == "high"
+    assert not store.verify("high", tone(300, seed=10))["same_speaker"]
+
+    assert store.remove("low") and not store.remove("low")
+    assert [s["name"] for s in store.speakers()] == ["high"]
+    with pytest.raises(SpeakerNotFound):
+        store.verify("low", tone(300))
+    assert store.check_integrity() == []
+
+
+def test_adding_and_replacing_clips(store: SpeakerStore) -> None:
+    store.enroll("x", [tone(500, seed=1)])
+    r = store.enroll("x", [tone(500, seed=2), tone(500, seed=3)])
+    assert r.n_clips == 3 and not r.replaced
+    r = store.enroll("x", [tone(500, seed=4)], replace=True)
+    assert r.n_clips == 1 and r.replaced
+    assert store.speakers()[0]["clips"] == 1
+    assert store.check_integrity() == []
+
+
+def test_short_unreadable_and_outlier_clips_are_reported(store: SpeakerStore, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    clips = [tone(700, seed=i) for i in range(3)] + [("odd.wav", tone(3500, seed=7)),
+                                                     ("short.wav", tone(700, seconds=0.2)), junk]
+    r = store.enroll("spk", clips)
+    rejected = {x["file"]: x["reason"] for x in r.rejected}
+    assert "too short" in rejected["short.wav"]
+    assert "not a readable audio file" in rejected[str(junk)]
+    assert "too unlike" in rejected["odd.wav"]
+    assert r.n_clips == 3 and len(r.enrolled) == 3
+
+
+def test_all_clips_bad_raises_and_writes_nothing(store: SpeakerStore) -> None:
+    with pytest.raises(AudioError, match="no usable enrollment clip"):
+        store.enroll("nobody", [("s.wav", tone(700, seconds=0.1))])
+    assert len(store) == 0
+    with pytest.raises(SpeakerVerifyError, match="no enrollment clips"):
+        store.enroll("nobody", [])
+    for bad in ("", "  ", "a/b", "x" * 101, "tab\there"):
+        with pytest.raises(SpeakerVerifyError):
+            store.enroll(bad, [tone(700)])
+
+
+def test_outlier_rule() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(64)
+    same = [base + 0.3 * rng.standard_normal(64) for _ in range(4)]
+    odd = rng.standard_normal(64)
+    flagged, loo = find_outliers(np.stack(same + [odd]))
+    assert flagged == [4] and loo[4] < loo[:4].min()
+    assert find_outliers(np.stack(same))[0] == []
+    assert find_outliers(np.stack(same[:2]))[0] == []  # two clips: nothing is dropped
+    # never drop down to fewer than two clips or half of them
+    assert len(find_outliers(np.stack([base, rng.standard_normal(64), rng.standard_normal(64)]))[0]) <= 1
+
+
+def test_store_refuses_another_model_and_reembeds(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    old = SpeakerStore(path, verifier=StubVerifier("1"))
+    old.enroll("kept", [tone(400, seed=1), tone(400, seed=2)])
+    SpeakerStore(path, verifier=StubVerifier("1"), keep_audio=False).enroll("lost", [tone(2500, seed=3)])
+
+    new = SpeakerStore(path, verifier=StubVerifier("2", flip=True))
+    for call in (lambda: new.identify(tone(400)), lambda: new.verify("kept", tone(400)),
+                 lambda: new.enroll("x", [tone(400)])):
+        with pytest.raises(ModelError, match="stub@1.*stub@2.*reembed"):
+            call()
+
+    result = new.reembed()
+    assert result.reembedded == ["kept"] and result.must_reenroll == ["lost"]
+    assert new.model == "stub@2"
+    rows = {s["name"]: s for s in new.speakers()}
+    assert not rows["kept"]["stale"] and rows["lost"]["stale"]
+    assert new.identify(tone(400, seed=5))["speaker"] == "kept"
+    assert new.identify(tone(2500, seed=5))["gallery"] == 1  # the stale speaker is left out
+    with pytest.raises(ModelError, match="enroll the speaker again"):
+        new.verify("lost", tone(2500))
+    # re-enrolling a stale speaker replaces its old clips
+    r = new.enroll("lost", [tone(2500, seed=6)])
+    assert r.replaced and r.n_clips == 1
+    assert new.reembed().unchanged == ["kept", "lost"]
+    assert new.check_integrity() == []
+    # the old model is now refused
+    with pytest.raises(ModelError):
+        SpeakerStore(path, verifier=StubVerifier("1")).identify(tone(400))
+
+
+def test_kept_audio_is_flac_at_16k(store: SpeakerStore) -> None:
+    wave = tone(440, seconds=1.5)
+    store.enroll("a", [wave])
+    blob = store._conn().execute("SELECT audio FROM clips").fetchone()[0]
+    assert blob[:4] == b"fLaC"
+    back = decode_flac(blob)
+    assert back.shape == wave.shape and np.max(np.abs(back - wave)) < 1e-3
+
+
+def test_bad_store_files(tmp_path: Path) -> None:
+    notdb = tmp_path / "x.db"
+    notdb.write_bytes(b"hello, I am not a database" * 100)
+    with pytest.raises(SpeakerVerifyError, match="x.db"):
+        SpeakerStore(notdb, verifier=StubVerifier())
+    with pytest.raises(SpeakerVerifyError, match="directory"):
+        SpeakerStore(tmp_path, verifier=StubVerifier())
+
+
+def test_default_store_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SPEAKERVERIFY_STORE", str(tmp_path / "env.db"))
+    assert default_store_path() == tmp_path / "env.db"
+    monkeypatch.delenv("SPEAKERVERIFY_STORE")
+    assert default_store_path() == Path.home() / ".local/share/speakerverify/speakers.db"
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from stub_verifier import StubVerifier, tone
+    from speakerverify.store import SpeakerStore
+
+    store = SpeakerStore({db!r}, verifier=StubVerifier())
+    i = len(store)
+    while True:
+        n = i % 4 + 1                      # speaker i has n clips
+        store.enroll(f"spk-{{i:05d}}-{{n}}", [tone(200 + 37 * i, seconds=3.0, seed=i * 10 + k) for k in range(n)])
+        print(i, flush=True)               # committed
+        i += 1
+""")
+
+
+def _expected_clips(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def test_kill_9_during_enrollment_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "crash.db"
+    code = _CHILD.format(tests=str(TESTS), db=str(db))
+    committed: set[str] = set()
+    rng = np.random.default_rng(0)
+    for round_ in range(6):
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert child.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while len(lines) < 3 and time.monotonic() < deadline:  # let it commit a few first
+            line = child.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        time.sleep(float(rng.uniform(0.0, 0.15)))  # then kill it at some point mid-loop
+        child.send_signal(signal.SIGKILL)
+        rest, _ = child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL, f"round {round_}: child ended on its own"
+        for line in lines + rest.splitlines():
+            i = int(line)
+            committed.add(f"spk-{i:05d}-{i % 4 + 1}")
+        assert len(lines) >= 3, f"round {round_}: child committed too little before the kill"
+
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+        store = SpeakerStore(db, verifier=StubVerifier())
+        assert store.check_integrity() == []
+        stored = {s["name"]: s["clips"] for s in store.speakers()}
+        assert committed <= set(stored), f"lost committed speakers: {sorted(committed - set(stored))}"
+        for name, clips in stored.items():  # complete: every stored speaker has all its clips
+            assert clips == _expected_clips(name), f"{name}: {clips} clips"
+        store.close()
+    assert len(committed) >= 18
