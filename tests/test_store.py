@@ -215,3 +215,9 @@ def test_kill_9_during_enrollment_loses_nothing(tmp_path: Path) -> None:
             assert clips == _expected_clips(name), f"{name}: {clips} clips"
         store.close()
     assert len(committed) >= 18
+
+
+def test_two_unlike_clips_warn_but_enroll(store: SpeakerStore) -> None:
+    r = store.enroll("pair", [tone(300, seed=1), tone(3000, seed=2)])
+    assert r.n_clips == 2 and not r.rejected
+    assert r.warnings and "below the model's threshold" in r.warnings[0]

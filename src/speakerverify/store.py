@@ -20,8 +20,10 @@ marked stale, and are left out of identification until they do).
 Outlier rule for enrollment (with at least three usable clips): each clip's cosine to the
 normalised mean of the *other* clips (leave-one-out) is compared with the median of those
 cosines over the speaker's clips; a clip more than ``max(0.2, 3 x 1.4826 x MAD)`` below that
-median is set aside as "too unlike the rest", as long as at least two clips (and more than half)
-remain. With two clips only a warning is given when they look unlike each other.
+median, *and* which the model would not accept as the others' speaker (its score against their
+mean is below the model's threshold), is set aside as "too unlike the rest", as long as at least
+two clips (and more than half) remain. With two clips, nothing is dropped; a warning is given when
+they score below the threshold against each other.
 """
 
 from __future__ import annotations
@@ -53,8 +55,6 @@ SCHEMA_VERSION = 1
 OUTLIER_MIN_GAP = 0.2
 #: ...and more than this many robust standard deviations (1.4826 x MAD) below it.
 OUTLIER_MADS = 3.0
-#: Two clips whose cosine is below this get a warning (nothing is dropped).
-PAIR_WARN_COSINE = 0.3
 #: Candidates re-scored with the model's own scoring after the inner-product search.
 SHORTLIST = 50
 MAX_NAME_LEN = 100
@@ -381,17 +381,22 @@ class SpeakerStore:
         old = [r["embedding"] for r in existing]
         all_emb = np.stack(old + [c.embedding for c in clips])
         new_idx = list(range(len(old), len(all_emb)))
-        outliers, loo = find_outliers(all_emb, new_idx)
-        for i in outliers:
-            c = clips[i - len(old)]
-            rejected.append({"file": c.source, "reason": f"too unlike the other clips (cosine {loo[i]:.2f} "
-                                                        f"to their mean, median {np.median(loo):.2f})"})
+        threshold = v.backend.threshold()
+        flagged, loo = find_outliers(all_emb, new_idx)
+        outliers = []
+        for i in flagged:  # ...and the model itself would not accept the clip as the others' speaker
+            rest = speaker_embedding(np.delete(all_emb, i, axis=0))
+            if float(v.score_embeddings(rest, all_emb[i])[0]) < threshold:
+                outliers.append(i)
+                rejected.append({"file": clips[i - len(old)].source,
+                                 "reason": f"too unlike the other clips (cosine {loo[i]:.2f} to their mean, "
+                                           f"median {np.median(loo):.2f}); not enrolled"})
         keep = [c for j, c in zip(new_idx, clips, strict=True) if j not in outliers]
         if len(all_emb) == 2:
-            cos = float(l2_normalize(all_emb[0]) @ l2_normalize(all_emb[1]))
-            if cos < PAIR_WARN_COSINE:
-                result.warnings.append(f"the two clips look unlike each other (cosine {cos:.2f}); "
-                                       "check they are the same speaker")
+            pair = float(v.score_embeddings(all_emb[0], all_emb[1])[0])
+            if pair < threshold:
+                result.warnings.append(f"the two clips score {pair:.2f} against each other, below the model's "
+                                       f"threshold {threshold:.2f}: check they are the same speaker")
         mean = speaker_embedding(np.stack(old + [c.embedding for c in keep]))
         now = time.time()
         with self._write() as con:

@@ -1,0 +1,180 @@
+"""The web page end to end in headless Chromium (python playwright, Debian's /usr/bin/chromium).
+
+A real server (``speakerverify serve``) runs on 127.0.0.1 at a free port with a temporary store.
+The page enrolls speakers from real clips, identifies and verifies uploads, and records from a
+fake microphone (Chromium plays a real clip into getUserMedia) -- then we read the page's text.
+Set SPEAKERVERIFY_SCREENSHOT=path.png to keep a screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+
+from model_helpers import model_override, pick_speakers
+from speakerverify.embedding import resolve_model_dir
+from speakerverify.errors import ModelError
+from speakerverify.keys import create_key
+from speakerverify.store import SpeakerStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: run scripts/install-browser.sh")
+    pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    try:
+        resolve_model_dir(model_override())
+    except ModelError as exc:
+        pytest.skip(f"no shipped default model to serve ({exc})")
+    tmp = tmp_path_factory.mktemp("web")
+    db = tmp / "speakers.db"
+    with SpeakerStore(db) as store:
+        admin = create_key(store, "web-admin", admin=True)
+        user = create_key(store, "web-user")
+    port = free_port()
+    cmd = [sys.executable, "-c", "from speakerverify.cli import main; main()", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--store", str(db), "--workers", "1", "--threads", "1"]
+    if model_override():
+        cmd += ["--model", model_override()]
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield {"url": url, "admin": admin, "user": user, "tmp": tmp}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def clips(test_speaker_clips: dict[str, list[Path]]) -> list[tuple[str, list[Path]]]:
+    return pick_speakers(test_speaker_clips, 3)
+
+
+def _browser(pw, fake_mic: Path):
+    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            f"--use-file-for-fake-audio-capture={fake_mic}"]
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+
+
+def _sign_in(page, url: str, key: str) -> None:
+    page.goto(url + "/")
+    page.fill("#api-key", key)
+    page.click("#save-key")
+    page.wait_for_function("document.querySelector('#key-status').textContent.length > 0")
+
+
+def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str, list[Path]]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    (spk_a, clips_a), (spk_b, clips_b), (_, clips_c) = clips
+    # The fake microphone plays a held-out clip of speaker A (Chromium wants 16-bit WAV).
+    fake_mic = server["tmp"] / "mic.wav"
+    wave, rate = sf.read(clips_a[-1], dtype="float32")
+    sf.write(fake_mic, wave, rate, subtype="PCM_16")
+
+    with sync_playwright() as pw:
+        browser = _browser(pw, fake_mic)
+        page = browser.new_page(viewport={"width": 1100, "height": 1250})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        _sign_in(page, server["url"], server["admin"])
+        assert "Signed in as web-admin (admin)" in page.inner_text("#key-status")
+        assert page.is_visible("#enroll-section")
+
+        for name, files in ((spk_a, clips_a[:2]), (spk_b, clips_b[:2])):
+            page.fill("#enroll-name", name)
+            page.set_input_files("#enroll-files", [str(p) for p in files])
+            page.click("#enroll-btn")
+            page.wait_for_function(f"document.querySelector('#enroll-result').textContent.includes('Enrolled {name}')")
+        page.wait_for_function(f"document.querySelector('#speakers-list').textContent.includes('{spk_b}')")
+
+        # identify an uploaded held-out clip of B
+        page.set_input_files("#file-input", str(clips_b[-1]))
+        page.click("#identify-btn")
+        page.wait_for_selector("#identify-result .verdict")
+        assert f"Identified: {spk_b}" in page.inner_text("#identify-result")
+
+        # a stranger is unknown
+        page.set_input_files("#file-input", str(clips_c[-1]))
+        page.click("#identify-btn")
+        page.wait_for_function("document.querySelector('#identify-result').textContent.includes('Unknown speaker')")
+
+        # verify against a chosen speaker
+        page.set_input_files("#file-input", str(clips_b[-1]))
+        page.select_option("#speaker-select", spk_b)
+        page.click("#verify-btn")
+        page.wait_for_selector("#verify-result .verdict")
+        assert f"Same speaker: {spk_b}" in page.inner_text("#verify-result")
+
+        # record ~3 s from the (fake) microphone, then identify: speaker A
+        page.click("#record-btn")
+        page.wait_for_timeout(3000)
+        page.click("#record-btn")
+        page.wait_for_function("document.querySelector('#clip-info').textContent.includes('recording-1.wav')")
+        page.click("#identify-btn")
+        page.wait_for_selector("#identify-result .verdict")
+        page.wait_for_function("!document.querySelector('#identify-result').textContent.includes('Identifying')")
+        assert f"Identified: {spk_a}" in page.inner_text("#identify-result"), page.inner_text("#identify-result")
+
+        shot = os.environ.get("SPEAKERVERIFY_SCREENSHOT")
+        page.screenshot(path=str(server["tmp"] / "page.png"), full_page=True)
+        if shot:
+            shutil.copy(server["tmp"] / "page.png", shot)
+        assert not errors, errors
+        browser.close()
+
+
+def test_page_user_key_and_bad_key(server: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        _sign_in(page, server["url"], "svk_not-a-key")
+        assert "Key refused: invalid API key" in page.inner_text("#key-status")
+        _sign_in(page, server["url"], server["user"])
+        assert "(user)" in page.inner_text("#key-status")
+        assert not page.is_visible("#enroll-section")
+        # the key is remembered across reloads
+        page.reload()
+        page.wait_for_function("document.querySelector('#key-status').textContent.includes('web-user')")
+        browser.close()
