@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/speakerverify/distill"))
     ap.add_argument("--peers-venv", default=os.environ.get(
         "SPEAKERVERIFY_PEERS_VENV", os.path.expanduser("~/.cache/speakerverify-peers/venv")))
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--chunk", type=int, default=300)
     a = ap.parse_args()
     shared, cache = Path(a.shared).resolve(), Path(a.cache)
     utts = from_manifest(shared / "data/corpora/libri-train-clean/manifest.csv", splits=["train"])
@@ -59,20 +60,33 @@ def main() -> None:
                 sf.write(out, speed_perturb(x, f), 16000)
             rows.append({"file": rel, "speaker": u.speaker, "factor": f, "source": u.key})
     print(f"{len(rows)} perturbed clips from {len(utts)} train clips in {cache}", file=sys.stderr)
-    (cache / "files.txt").write_text("".join(r["file"] + "\n" for r in rows))
-    raw = cache / f"teacher-{a.model}.raw.npz"
     python = Path(a.peers_venv) / "bin/python"
     if not python.exists():
         sys.exit(f"error: {python}: peers environment missing; run bash {shared}/peers/setup.sh")
-    subprocess.run([str(python), str(shared / "peers/peers.py"), "embed", "--model", a.model, "--root", str(cache),
-                    "--list", str(cache / "files.txt"), "--out", str(raw), "--threads", str(a.threads)], check=True)
-    got = np.load(raw)
-    assert list(got["files"]) == [r["file"] for r in rows]
+    files = [r["file"] for r in rows]
+    parts = []
+    # Embed in chunks so an interrupted run resumes where it stopped.
+    for k in range(0, len(files), a.chunk):
+        part = cache / "parts" / f"{a.model}-{k // a.chunk:04d}.npz"
+        parts.append(part)
+        if part.exists():
+            continue
+        part.parent.mkdir(exist_ok=True)
+        listing = cache / "parts" / f"{a.model}-{k // a.chunk:04d}.txt"
+        listing.write_text("".join(f + "\n" for f in files[k:k + a.chunk]))
+        tmp = part.with_suffix(".tmp.npz")
+        subprocess.run([str(python), str(shared / "peers/peers.py"), "embed", "--model", a.model, "--root",
+                        str(cache), "--list", str(listing), "--out", str(tmp), "--threads", str(a.threads)],
+                       check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        tmp.replace(part)
+        print(f"{min(k + a.chunk, len(files))}/{len(files)} embedded", file=sys.stderr)
+    got_files = np.concatenate([np.load(p)["files"] for p in parts])
+    got_emb = np.concatenate([np.load(p)["embeddings"] for p in parts])
+    assert list(got_files) == files
     out = cache / f"teacher-{a.model}.npz"
-    np.savez(out, files=got["files"], embeddings=got["embeddings"].astype(np.float32),
+    np.savez(out, files=got_files, embeddings=got_emb.astype(np.float32),
              speakers=np.array([r["speaker"] for r in rows]), factors=np.array([r["factor"] for r in rows]),
              sources=np.array([r["source"] for r in rows]))
-    raw.unlink()
     print(json.dumps({"out": str(out), "n": len(rows), "model": a.model}))
 
 

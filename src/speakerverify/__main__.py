@@ -1,0 +1,3 @@
+from speakerverify.cli import main
+
+main()
