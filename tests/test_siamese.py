@@ -82,3 +82,15 @@ def test_keras_initialisation():
     assert torch.count_nonzero(gru.bias_ih_l0) == 0 and torch.count_nonzero(gru.bias_hh_l0) == 0
     w = gru.weight_hh_l0
     torch.testing.assert_close(w.T @ w, torch.eye(8), atol=1e-5, rtol=0)
+
+
+def test_shared_models_start_by_calling_similar_inputs_same():
+    signs = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        signs.add(SiameseGruSeed(input_dim=20, hidden=8).head.dense.weight.item() > 0)
+        torch.manual_seed(seed)
+        assert SiameseGru(input_dim=20, hidden=8).head.dense.weight.item() > 0
+        torch.manual_seed(seed)
+        assert SiameseCnn(input_dim=20, channels=[4]).head.dense.weight.item() > 0
+    assert signs == {True, False}

@@ -6,7 +6,8 @@
   and PyTorch's GRU computes the reset gate after the recurrent product as Keras' default
   ``reset_after=True`` does.
 * ``siamese-gru`` -- the same with one branch shared by both inputs.
-* ``siamese-cnn`` -- a small shared 2-D CNN branch with masked global pooling, same head.
+* ``siamese-cnn`` -- a small shared 2-D CNN branch over log(1 + |STFT|) averaged in groups of 8
+  bins (65 bands), with masked global pooling; same head.
 
 Every model embeds with ``forward`` (``forward_second`` embeds the test side of the two-branch
 model), ``logit(ea, eb)`` is the head's pre-sigmoid output and ``score(ea, eb)`` its sigmoid.
@@ -28,14 +29,22 @@ SEED_STFT_DIM = 513
 
 
 class SimilarityHead(nn.Module):
-    """sigmoid(w * cos(ea, eb) + b): Keras ``Dot(normalize=True)`` then ``Dense(1, sigmoid)``."""
+    """sigmoid(w * cos(ea, eb) + b): Keras ``Dot(normalize=True)`` then ``Dense(1, sigmoid)``.
 
-    def __init__(self) -> None:
+    Keras draws w from U(-sqrt(3), sqrt(3)), so half of all initialisations start by calling
+    similar inputs *different*. Two unshared branches can learn around that; one shared branch
+    cannot (a pair of identical inputs always has cosine 1), so shared models start with |w|.
+    """
+
+    def __init__(self, positive: bool = False) -> None:
         super().__init__()
         self.dense = nn.Linear(1, 1)
         limit = math.sqrt(6.0 / 2.0)
         nn.init.uniform_(self.dense.weight, -limit, limit)
         nn.init.zeros_(self.dense.bias)
+        if positive:
+            with torch.no_grad():
+                self.dense.weight.abs_()
 
     def forward(self, ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
         cos = (F.normalize(ea, dim=-1, eps=1e-12) * F.normalize(eb, dim=-1, eps=1e-12)).sum(-1)
@@ -65,9 +74,9 @@ class GruBranch(nn.Module):
 
 
 class _PairModel(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, positive_head: bool = False) -> None:
         super().__init__()
-        self.head = SimilarityHead()
+        self.head = SimilarityHead(positive_head)
 
     def logit(self, ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
         return self.head(ea, eb)
@@ -98,7 +107,7 @@ class SiameseGru(_PairModel):
     """One GRU branch shared by both inputs."""
 
     def __init__(self, input_dim: int = SEED_STFT_DIM, hidden: int = 128) -> None:
-        super().__init__()
+        super().__init__(positive_head=True)
         self.input_dim = input_dim
         self.branch = GruBranch(input_dim, hidden)
 
@@ -158,8 +167,8 @@ class SiameseCnn(_PairModel):
     """A small shared CNN branch (conv blocks, masked global average pooling, linear to 128)."""
 
     def __init__(self, input_dim: int = SEED_STFT_DIM, channels: tuple[int, ...] | list[int] = (16, 32, 64),
-                 embed_dim: int = 128, log_input: bool = True, freq_pool: int = 2) -> None:
-        super().__init__()
+                 embed_dim: int = 128, log_input: bool = True, freq_pool: int = 8) -> None:
+        super().__init__(positive_head=True)
         self.input_dim = input_dim
         self.branch = CnnBranch(tuple(channels), embed_dim, log_input, freq_pool)
 
