@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""`make bench` (models): accuracy, calibration, speed and memory of our models and the peers.
+
+Every system embeds every file of every trial list in ../shared/data/trials once, in its own
+process (so peak memory is its own), on the same machine in the same run. Scores are cosine
+similarities (plus AS-norm where a model's back end says so). Calibration for peers is fitted on
+the dev list (libri-train-clean-dev), as ours is, then applied to the test lists, so Cllr compares
+like with like. Speed: real-time factor (compute seconds per audio second, model + front end) on
+1 s, 3 s and 10 s clips with 2 threads.
+
+    python scripts/bench_models.py --shared ../shared --out docs/benchmarks.md [--model DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from speakerverify import metrics
+from speakerverify.data import read_trials
+from speakerverify.scoring import Calibration, cosine
+
+LISTS = ["libri-train-clean-dev", "libri-train-clean-test", "libri-test-other-test", "fsdd-test"]
+DEV = "libri-train-clean-dev"
+PEERS = {"ecapa": "ECAPA (SpeechBrain)", "campplus": "CAM++ (3D-Speaker)", "resemblyzer": "Resemblyzer"}
+PEER_PARAMS = {"ecapa": 20.8, "campplus": 6.9, "resemblyzer": 1.4}  # millions, from ../shared/peers/README.md
+
+
+def speed_clips(shared: Path, tmp: Path) -> dict[str, list[str]]:
+    """Ten clips each of 1, 3 and 10 s cut from libri-test-other recordings (speed only)."""
+    src = sorted((shared / "data/corpora/libri-test-other").rglob("*.flac"))
+    out: dict[str, list[str]] = {}
+    for secs in (1, 3, 10):
+        out[str(secs)] = []
+        for i, path in enumerate(src[:10]):
+            x, sr = sf.read(path, dtype="float32")
+            clip = np.resize(x, secs * sr)
+            f = tmp / f"speed-{secs}s-{i}.wav"
+            sf.write(f, clip, sr)
+            out[str(secs)].append(str(f))
+    return out
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Embed a file list with one of our models; report embeddings, rtf, load time, peak memory."""
+    import torch
+
+    from speakerverify.verifier import Verifier
+
+    torch.set_num_threads(2)
+    spec = json.loads(Path(args.job).read_text())
+    t0 = time.perf_counter()
+    v = Verifier(spec["model"], backend=spec.get("backend", "torch"), threads=2)
+    load_s = time.perf_counter() - t0
+    result: dict = {"load_s": load_s, "name": v.model_name,
+                    "params_m": sum(p.numel() for p in v.bundle.network.parameters()) / 1e6}
+    embs = []
+    second = []
+    for f in spec["files"]:
+        w = v.load(f)
+        embs.append(v.embed_waves([w])[0])
+        if v.bundle.two_branch:
+            second.append(v.embed_waves([w], second=True)[0])
+    rtf = {}
+    for secs, files in spec["speed"].items():
+        waves = [v.load(f) for f in files]
+        v.embed_waves(waves[:2])  # warm-up
+        v.embedder.compute_s = 0.0
+        for w in waves:
+            v.embed_waves([w])
+        rtf[secs] = v.embedder.compute_s / (len(waves) * int(secs))
+    result["rtf"] = rtf
+    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    np.savez(spec["out"], embeddings=np.stack(embs), second=np.stack(second) if second else np.zeros(0))
+    Path(spec["out"] + ".json").write_text(json.dumps(result))
+
+
+def run_ours(model: str, files: list[str], speed: dict, tmp: Path, backend: str = "torch") -> dict:
+    tag = Path(model).name + "-" + backend
+    job = tmp / f"job-{tag}.json"
+    out = str(tmp / f"emb-{tag}.npz")
+    job.write_text(json.dumps({"model": model, "files": files, "speed": speed, "out": out, "backend": backend}))
+    subprocess.run([sys.executable, __file__, "worker", "--job", str(job)], check=True)
+    res = json.loads(Path(out + ".json").read_text())
+    got = np.load(out)
+    res["emb"] = dict(zip(files, got["embeddings"], strict=True))
+    if got["second"].size:
+        res["emb2"] = dict(zip(files, got["second"], strict=True))
+    return res
+
+
+PEER_WRAPPER = """
+import json, resource, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+"""
+
+
+def run_peer(python: Path, peers_py: Path, model: str, files: list[str], speed: dict, tmp: Path) -> dict:
+    def embed(listing: list[str], tag: str) -> tuple[dict, dict]:
+        lst = tmp / f"{model}-{tag}.txt"
+        lst.write_text("".join(f + "\n" for f in listing))
+        out = tmp / f"{model}-{tag}.npz"
+        proc = subprocess.run([str(python), "-c", PEER_WRAPPER, str(peers_py), "embed", "--model", model, "--root", "/",
+                               "--list", str(lst), "--out", str(out), "--threads", "2"],
+                              capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        if proc.returncode:
+            raise RuntimeError(f"peer {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        summary.update(json.loads(proc.stderr.strip().splitlines()[-1]))
+        got = np.load(out)
+        return summary, dict(zip([str(f) for f in got["files"]], got["embeddings"], strict=True))
+
+    summary, emb = embed([str(Path(f).resolve()) for f in files], "all")
+    emb = {f: emb[str(Path(f).resolve())] for f in files}
+    rtf = {}
+    for secs, clips in speed.items():
+        s, _ = embed(clips, f"speed{secs}")
+        rtf[secs] = s["rtf"]
+    return {"name": PEERS[model], "load_s": summary["load_s"], "maxrss_mb": summary["maxrss_mb"], "rtf": rtf,
+            "params_m": PEER_PARAMS[model], "emb": emb}
+
+
+def trial_scores(system: dict, trials, root: Path, score_fn) -> tuple[np.ndarray, np.ndarray]:
+    emb, emb2 = system["emb"], system.get("emb2", system["emb"])
+    ea = np.stack([emb[str(root / t.enroll)] for t in trials])
+    eb = np.stack([emb2[str(root / t.test)] for t in trials])
+    return score_fn(ea, eb), np.array([t.label for t in trials])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd")
+    w = sub.add_parser("worker")
+    w.add_argument("--job", required=True)
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--out", default="docs/benchmarks.md")
+    ap.add_argument("--model", action="append", default=[], help="extra model dirs / run dirs of ours")
+    ap.add_argument("--peers-venv", default=os.environ.get(
+        "SPEAKERVERIFY_PEERS_VENV", os.path.expanduser("~/.cache/speakerverify-peers/venv")))
+    ap.add_argument("--no-peers", action="store_true")
+    a = ap.parse_args()
+    if a.cmd == "worker":
+        return worker(a)
+    shared = Path(a.shared).resolve()
+    data = shared / "data"
+    out = Path(a.out)
+    plots = out.parent / "det"
+    plots.mkdir(parents=True, exist_ok=True)
+    trials = {name: read_trials(data / "trials" / f"{name}.txt") for name in LISTS}
+    files = sorted({str(data / p) for ts in trials.values() for t in ts for p in (t.enroll, t.test)})
+    print(f"{len(files)} files over {len(LISTS)} trial lists", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        speed = speed_clips(shared, tmp)
+        systems: dict[str, dict] = {}
+        from speakerverify.verifier import Verifier
+
+        scorers = {}
+        for model in ["default", *a.model]:
+            print(f"benchmarking {model}", file=sys.stderr)
+            res = run_ours(model, files, speed, tmp)
+            v = Verifier(model)
+            scorers[res["name"]] = v.score_embeddings
+            res["calibration"] = v.backend.calibration
+            systems[res["name"]] = res
+        onnx = run_ours("default", files[:1], speed, tmp, backend="onnx") if _has_onnx("default") else None
+        python = Path(a.peers_venv) / "bin/python"
+        if not a.no_peers and python.exists():
+            for peer in PEERS:
+                print(f"benchmarking peer {peer}", file=sys.stderr)
+                res = run_peer(python, shared / "peers/peers.py", peer, files, speed, tmp)
+                systems[res["name"]] = res
+                scorers[res["name"]] = cosine
+        elif not a.no_peers:
+            print(f"peers skipped: {python} missing (bash {shared}/peers/setup.sh)", file=sys.stderr)
+    rows = []
+    det: dict[str, dict] = {name: {} for name in LISTS}
+    for name, sysres in systems.items():
+        cal = sysres.get("calibration")
+        if cal is None:  # peers: fit on the dev list, as our back end is
+            s, y = trial_scores(sysres, trials[DEV], data, scorers[name])
+            cal = Calibration.fit(s, y)
+        row = {"system": name}
+        for lst in LISTS:
+            s, y = trial_scores(sysres, trials[lst], data, scorers[name])
+            det[lst][name] = (s, y)
+            row[lst] = {"eer": 100 * metrics.eer(s, y)[0], "dcf": metrics.min_dcf(s, y, 0.01)[0],
+                        "cllr": metrics.cllr(cal.llr(s), y), "min_cllr": metrics.min_cllr(s, y)}
+        row.update({k: sysres[k] for k in ("rtf", "load_s", "maxrss_mb", "params_m")})
+        rows.append(row)
+    for lst in LISTS:
+        metrics.plot_det(det[lst], plots / f"{lst}.png", title=lst)
+    out.write_text(render(rows, onnx, a))
+    print(f"wrote {out} and {plots}/", file=sys.stderr)
+
+
+def _has_onnx(model: str) -> bool:
+    from speakerverify.embedding import resolve_model_dir
+
+    return (resolve_model_dir(model) / "model.onnx").is_file()
+
+
+def render(rows: list[dict], onnx: dict | None, a: argparse.Namespace) -> str:
+    cpu = os.cpu_count()
+    lines = ["# Benchmarks", "",
+             f"Generated by `make bench` (`python scripts/bench_models.py --shared {a.shared}`) on "
+             f"{time.strftime('%Y-%m-%d')}, {cpu} CPU cores, all systems in the same run on the same machine. "
+             "EER and minDCF(p=0.01) from cosine scores (AS-norm where a model's back end uses it); Cllr of "
+             "calibrated LLRs (ours: the model's own calibration; peers: logistic calibration fitted on "
+             f"`{DEV}`, the same dev list), min Cllr after ideal (PAV) calibration. `libri-train-clean-dev` is "
+             "the list thresholds and calibration were fitted on, so its Cllr is optimistic.", ""]
+    for lst in LISTS:
+        lines += [f"## {lst}", "", "| system | EER % | minDCF 0.01 | Cllr | min Cllr |", "|---|---|---|---|---|"]
+        for r in rows:
+            m = r[lst]
+            lines.append(f"| {r['system']} | {m['eer']:.2f} | {m['dcf']:.3f} | {m['cllr']:.3f} | {m['min_cllr']:.3f} |")
+        lines += ["", f"![DET {lst}](det/{lst}.png)", ""]
+    lines += ["## Speed and size (2 threads)", "",
+              "| system | RTF 1 s | RTF 3 s | RTF 10 s | load s | peak RSS MB | params M |",
+              "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rtf = r["rtf"]
+        lines.append(f"| {r['system']} | {rtf['1']:.4f} | {rtf['3']:.4f} | {rtf['10']:.4f} | {r['load_s']:.2f} | "
+                     f"{r['maxrss_mb']:.0f} | {r['params_m']:.1f} |")
+    if onnx:
+        rtf = onnx["rtf"]
+        lines.append(f"| {onnx['name']} (onnxruntime) | {rtf['1']:.4f} | {rtf['3']:.4f} | {rtf['10']:.4f} | "
+                     f"{onnx['load_s']:.2f} | {onnx['maxrss_mb']:.0f} | {onnx['params_m']:.1f} |")
+    lines += ["", "RTF = compute seconds per audio second, front end + network, batch of one, after a warm-up. "
+              "Peak RSS is the whole process (Python, libraries, model) after embedding every benchmark file. "
+              "Peer parameter counts are from ../shared/peers/README.md.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
