@@ -163,6 +163,7 @@ def test_training_on_seed_clips_drives_the_loss_down(tmp_path):
     assert losses[-1] < 0.85 * losses[0] and losses == sorted(losses, reverse=True)
 
 
+@pytest.mark.slow
 @needs_data
 def test_torchrun_two_processes(tmp_path):
     recipe = tiny_recipe(tmp_path, epochs=2, schedule={"name": "constant"})
@@ -190,3 +191,21 @@ def test_cli_reports_one_line_errors(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "no such recipe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@needs_data
+def test_cli_trains_with_overrides(tmp_path, monkeypatch, capsys):
+    from speakerverify import cli
+
+    out = tmp_path / "run"
+    argv = ["speakerverify", "train", str(tiny_recipe(tmp_path)), "--out", str(out), "--set", "epochs=1",
+            "--set", "model.params.hidden=4", "--set", "schedule.warmup_epochs=0", "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code in (0, None)
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert recipe["epochs"] == 1 and recipe["model"]["params"]["hidden"] == 4
+    assert recipe["optim"]["grad_clip"] is None and recipe["select"]["mode"] == "min"
+    assert load_model(out).network.branch1.gru.hidden_size == 4
+    assert f"run directory: {out}" in capsys.readouterr().out

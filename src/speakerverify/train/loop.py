@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +175,7 @@ class _Trainer:
             t0 = time.perf_counter()
             train_metrics, lr = self._train_epoch(epoch)
             rng = dd.gather_objects(ckpt.rng_state(), self.info)
-            status = self._on_main(lambda e=epoch, tm=train_metrics, lr=lr, rng=rng, t0=t0:
-                                   self._finish_epoch(e, tm, lr, rng, time.perf_counter() - t0))
+            status = self._on_main(partial(self._finish_epoch, epoch, train_metrics, lr, rng, t0))
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, self.history[-1] if self.history else {})
             if status == "stop":
@@ -186,15 +186,13 @@ class _Trainer:
 
     def _on_main(self, work: Callable[[], Any]) -> Any:
         """Run ``work`` on rank 0 and share its result; a failure there stops every rank."""
-        result: Any = None
         if self.info.is_main:
             try:
                 result = work()
             except BaseException as exc:
                 dd.broadcast_object(("error", f"{type(exc).__name__}: {exc}"), self.info)
                 raise
-            result = dd.broadcast_object(("ok", result), self.info)[1]
-            return result
+            return dd.broadcast_object(("ok", result), self.info)[1]
         kind, result = dd.broadcast_object(None, self.info)
         if kind == "error":
             raise TrainError(f"rank 0 failed: {result}")
@@ -239,8 +237,9 @@ class _Trainer:
                         console=self.console, disable=not self.show_progress, transient=True)
 
     def _finish_epoch(self, epoch: int, train_metrics: dict[str, float], lr: float, rng: list[Any],
-                      seconds: float) -> str:
+                      t0: float) -> str:
         val = self._validate()
+        seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, "seconds": round(seconds, 3)}
         self.history.append(row)
         improved = self._update_best(row)
@@ -317,7 +316,8 @@ class _Trainer:
         if resume and self.paths.meta.is_file():
             meta = json.loads(self.paths.meta.read_text())
             meta.setdefault("resumed", []).append({"time": now, "epoch": self.start_epoch, "command_line": command,
-                                                   "world_size": self.info.world_size})
+                                                   "world_size": self.info.world_size,
+                                                   "git_revision": _git_revision()})
         else:
             self.paths.recipe.write_text(dump_recipe(self.recipe))
             meta = {"git_revision": _git_revision(), "data_manifest_hash": self.task.manifest_hash(),
