@@ -180,6 +180,11 @@ def test_torchrun_two_processes(tmp_path):
     assert len(digests) == 2 and digests[0] == digests[1]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert (out / "model" / "model.pt").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    single = run_training(recipe, tmp_path / "single")
+    w1 = torch.load(single / "checkpoints" / "last.pt", weights_only=True)["model"]
+    w2 = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-4, rtol=1e-4)
 
 
 def test_cli_reports_one_line_errors(tmp_path, monkeypatch, capsys):

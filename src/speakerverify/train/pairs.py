@@ -16,7 +16,7 @@ Recipe keys::
       limit_speakers: null         # use only the first N speakers (quick experiments, tests)
       split_seed: 0                # seeds the validation pairs, shared by all training seeds
     pairs: {resample: false}       # true: draw new negatives every epoch
-    batch_size: 64                 # global: each of N processes takes batch_size / N
+    batch_size: 64                 # global: each of N processes takes batch_size / N of every batch
     export: {name: null, min_duration_s: 0.5}
 """
 
@@ -104,6 +104,9 @@ class FeatureBank:
 
 
 class _Batches:
+    """Global batches of ``batch_size`` pairs, each split into equal contiguous parts, one per rank:
+    N processes see exactly the batches one process would (``len(pairs)`` is a multiple of N)."""
+
     def __init__(self, pairs: np.ndarray, batch_size: int, task: PairsTask) -> None:
         self.pairs, self.batch_size, self.task = pairs, batch_size, task
 
@@ -111,8 +114,11 @@ class _Batches:
         return -(-len(self.pairs) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        world, rank = self.task.world_size, self.task.rank
         for start in range(0, len(self.pairs), self.batch_size):
-            yield self.task.batch(self.pairs[start:start + self.batch_size])
+            chunk = self.pairs[start:start + self.batch_size]
+            part = len(chunk) // world
+            yield self.task.batch(chunk[rank * part:(rank + 1) * part])
 
 
 @register_task("pairs")
@@ -131,7 +137,7 @@ class PairsTask(Task):
         if batch_size < 1 or batch_size % world_size:
             raise RecipeError(f"recipe: batch_size {batch_size} must be a positive multiple of the "
                               f"{world_size} processes")
-        self.local_batch = batch_size // world_size
+        self.batch_size = batch_size
         self.resample = bool(get(recipe, "pairs.resample", False, kind=bool))
         train_utts, val_utts, self.all_utts = self._load_data()
         self.train_bank = FeatureBank(train_utts, self.frontend)
@@ -195,9 +201,7 @@ class PairsTask(Task):
 
     def batches(self, epoch: int) -> _Batches:
         pairs = self.epoch_pairs(epoch)
-        per_rank = len(pairs) // self.world_size
-        shard = pairs[self.rank * per_rank:(self.rank + 1) * per_rank]
-        return _Batches(shard, self.local_batch, self)
+        return _Batches(pairs[: len(pairs) - len(pairs) % self.world_size], self.batch_size, self)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         fa, na = self.train_bank.take(rows[:, 0], self.device)
