@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from speakerverify.scoring import l2_normalize
-from speakerverify.search import EXACT_MAX, ExactIndex, FaissFlatIndex, FaissIVFIndex, build_index
+from speakerverify.search import IVF_MIN, ExactIndex, FaissFlatIndex, FaissIVFIndex, build_index
 
 
 def _gallery(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_ivf_finds_the_true_neighbour() -> None:
 def test_build_index_picks_by_size() -> None:
     assert build_index(_gallery(10)).kind == "numpy"
     assert build_index(_gallery(10), kind="faiss-flat").kind == "faiss-flat"
-    assert EXACT_MAX >= 1000
+    assert IVF_MIN >= 10_000
     with pytest.raises(ValueError):
         build_index(_gallery(10), kind="nope")
     with pytest.raises(ValueError, match="dimension"):

@@ -90,6 +90,16 @@ User = Annotated[KeyInfo, Depends(api_key)]
 Admin = Annotated[KeyInfo, Depends(admin_key)]
 
 
+def _limit_native_threads(threads: int) -> None:
+    """BLAS/OpenMP pools (numpy, faiss) get the same share as torch: requests run side by side in
+    worker threads, and oversubscribed pools slow everything down (a lot, on a busy small machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it the pools keep their defaults
+        return
+    threadpool_limits(limits=threads)
+
+
 def create_app(config: ServiceConfig | None = None) -> FastAPI:
     config = config or ServiceConfig()
     verifier = config.verifier
@@ -102,6 +112,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         import torch
 
         torch.set_num_threads(config.threads)
+    _limit_native_threads(threads)
     store = SpeakerStore(config.store, verifier=verifier, keep_audio=config.keep_audio)
     store.check_model(verifier)  # refuse to start on a store of another model
     limiter = anyio.CapacityLimiter(config.workers)
