@@ -125,6 +125,16 @@ def test_unreadable_audio_gets_422(stub_service: Service, upload: tuple[str, byt
         assert expect in r.json()["error"]
 
 
+def test_too_long_recordings_get_422(tmp_path: Path) -> None:
+    store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    key = create_key(store, "u")
+    app = create_app(ServiceConfig(store=tmp_path / "s.db", verifier=StubVerifier(), max_audio_s=5))
+    data = wav_bytes(tone(300, seconds=6))
+    auth = {"Authorization": f"Bearer {key}"}
+    r = TestClient(app).post("/v1/embed", headers=auth, files={"file": ("long.wav", data)})
+    assert r.status_code == 422 and r.json()["error"] == "long.wav: too long: 6 s, at most 5 s per recording"
+
+
 def test_malformed_requests_get_json_errors(stub_service: Service) -> None:
     c = stub_service.client
     r = c.post("/v1/verify", headers=stub_service.user, files={"a": ("a.wav", wav_bytes(tone(300)))})

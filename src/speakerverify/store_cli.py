@@ -216,6 +216,7 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
                                                help="Threads running model inference at once.")] = 2,
           threads: Annotated[int | None, typer.Option("--threads", min=1,
                                                       help="Torch threads [default: CPU cores / workers].")] = None,
+          max_audio_s: Annotated[float, typer.Option("--max-audio-s", min=1, help="Longest recording accepted.")] = 300,
           keep_audio: KeepAudioOpt = True) -> None:
     """Run the REST service and web page (FastAPI + uvicorn)."""
     import uvicorn
@@ -224,7 +225,8 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     from speakerverify.service.app import ServiceConfig, create_app
 
     config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                           workers=workers, threads=threads, keep_audio=keep_audio)
+                           workers=workers, threads=threads, keep_audio=keep_audio,
+                           max_audio_s=max_audio_s)
     app = create_app(config)
     if not list_keys(_store(store)):
         err.print("[yellow]warning:[/] no API keys yet; create one with "

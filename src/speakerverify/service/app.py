@@ -19,6 +19,7 @@ answering other requests during inference.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import numpy as np
+import soundfile as sf
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -52,6 +54,7 @@ class ServiceConfig:
     workers: int = 2
     threads: int | None = None  # torch threads; default: the CPU cores shared out among the workers
     keep_audio: bool = True
+    max_audio_s: float = 300.0  # longer recordings get 422 (decoding hours of compressed audio eats memory)
     verifier: Any = None  # a loaded Verifier to reuse (tests); loaded from ``model`` otherwise
 
 
@@ -88,6 +91,15 @@ def admin_key(info: Annotated[KeyInfo, Depends(api_key)]) -> KeyInfo:
 
 User = Annotated[KeyInfo, Depends(api_key)]
 Admin = Annotated[KeyInfo, Depends(admin_key)]
+
+
+def _duration(data: bytes) -> float | None:
+    """Seconds of audio from the file's header, without decoding it; None when unreadable."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception:  # the full read reports the problem properly
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else None
 
 
 def _limit_native_threads(threads: int) -> None:
@@ -176,6 +188,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         label = f.filename or field
         if not data:
             raise AudioError(label, "file is empty")
+        seconds = _duration(data)
+        if seconds is not None and seconds > config.max_audio_s:
+            raise AudioError(label, f"too long: {seconds:.0f} s, at most {config.max_audio_s:g} s per recording")
         return label, data
 
     # -- routes ----------------------------------------------------------------------------
