@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speakerverify.models import register
-from speakerverify.models.masking import conv_frames, masked_mean_std, time_mask, zero_padded
+from speakerverify.models.masking import conv_frames, masked_mean_std, zero_padded
 
 
 class BasicResBlock(nn.Module):
@@ -111,12 +111,17 @@ class CAMLayer(nn.Module):
         """Mean over consecutive ``seg_len``-frame segments (the last one partial), spread back
         over its frames; like ``avg_pool1d(..., ceil_mode=True)`` on each unpadded row."""
         b, c, t = x.shape
-        seg = self.seg_len
-        extra = (seg - t % seg) % seg
-        sums = F.pad(x, (0, extra)).reshape(b, c, -1, seg).sum(-1)  # (B, C, S)
-        mask = F.pad(time_mask(n, t, x.dtype), (0, extra)).reshape(b, 1, -1, seg).sum(-1)  # (B, 1, S)
-        means = sums / mask.clamp(min=1)
-        return means.repeat_interleave(seg, dim=-1)[..., :t]
+        # Segment sums as differences of a (float64) running sum, gathered per frame: no reshape
+        # of the time axis into segments, so the graph exports with a dynamic length.
+        csum = F.pad(torch.cumsum(x.double(), dim=-1), (1, 0))  # (B, C, T + 1)
+        frame = torch.arange(t, device=x.device).unsqueeze(0)  # (1, T)
+        start = torch.div(frame, self.seg_len, rounding_mode="floor") * self.seg_len
+        end = torch.minimum(start + self.seg_len, n.unsqueeze(1).clamp(min=1))
+        end = torch.maximum(end, start + 1)  # frames past the end (masked later) still divide by >= 1
+        start, end = start.expand(b, t), torch.minimum(end, torch.full_like(end, t))
+        sums = (torch.gather(csum, 2, end.unsqueeze(1).expand(b, c, t))
+                - torch.gather(csum, 2, start.unsqueeze(1).expand(b, c, t)))
+        return (sums / (end - start).unsqueeze(1).double()).to(x.dtype)
 
 
 class CAMDenseTDNNLayer(nn.Module):
