@@ -1,0 +1,206 @@
+"""ONNX: export a model directory (front end + network) and run it with onnxruntime.
+
+The exported graph takes ``wave`` (B, N) float32 16 kHz samples, zero-padded, and ``lengths`` (B,)
+int64 valid samples per row, with dynamic B and N; it returns ``embedding`` (B, D) and, for
+two-branch models, ``embedding_second``. Front ends and networks honour ``lengths``, so a padded
+batch gives the rows of single inputs, as in torch.
+
+The file records the SHA-256 of the ``model.pt`` it was exported from; :class:`OnnxEmbedder`
+refuses a ``model.onnx`` that no longer matches its model directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from speakerverify.embedding import ModelBundle, pad_batch
+from speakerverify.errors import ModelError
+
+INPUTS = ("wave", "lengths")
+META_SHA = "speakerverify.model_pt_sha256"
+META_IDENT = "speakerverify.ident"
+META_MIN_SAMPLES = "speakerverify.min_samples"
+#: Shortest padded batch width any graph is exported for (one 25 ms frame). The exporter may
+#: assume a longer one (recorded in the file); :class:`OnnxEmbedder` zero-pads shorter batches up
+#: to it, which ``lengths`` makes harmless.
+MIN_SAMPLES = 400
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ExportGraph(nn.Module):
+    """wave, lengths -> embedding[, embedding_second]: what the ONNX file computes."""
+
+    def __init__(self, frontend: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.network = network
+        self.two_branch = hasattr(network, "forward_second")
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor):
+        feats, num_frames = self.frontend(wave, lengths)
+        emb = self.network(feats, num_frames)
+        if self.two_branch:
+            return emb, self.network.forward_second(feats, num_frames)
+        return emb
+
+
+def output_names(bundle: ModelBundle) -> list[str]:
+    return ["embedding", "embedding_second"] if bundle.two_branch else ["embedding"]
+
+
+def export_onnx(bundle: ModelBundle, out: str | Path, opset: int | None = None, check: bool = True) -> dict[str, Any]:
+    """Export ``bundle`` to ``out``; with ``check``, compare onnxruntime with torch on padded batches."""
+    import onnx
+
+    out = Path(out)
+    graph = ExportGraph(bundle.frontend, bundle.network).eval()
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([48000, 30000])
+    wave = torch.randn(2, 48000, generator=gen) * 0.1
+    wave[1, 30000:] = 0
+    dynamic = torch.export.Dim.DYNAMIC
+    t0 = time.perf_counter()
+    try:
+        with _quiet():
+            exported = torch.export.export(graph, (wave, lengths), strict=False,
+                                           dynamic_shapes={"wave": {0: dynamic, 1: dynamic}, "lengths": {0: dynamic}})
+            batch_sym, samples_sym = _wave_symbols(exported)
+            min_samples = max(MIN_SAMPLES, int(exported.range_constraints[samples_sym].lower))
+            program = torch.onnx.export(exported, (wave, lengths), dynamo=True, input_names=list(INPUTS),
+                                        output_names=output_names(bundle), opset_version=opset, verbose=False)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- the exporter raises many types; report in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"{bundle.directory}: ONNX export failed ({type(exc).__name__}: {first[:200]})") from None
+    proto = program.model_proto
+    _rename_dims(proto, {str(batch_sym): "batch", str(samples_sym): "samples"})
+    meta = {META_IDENT: bundle.ident, META_MIN_SAMPLES: str(min_samples)}
+    pt = bundle.directory / "model.pt"
+    if pt.is_file():
+        meta[META_SHA] = file_sha256(pt)
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save_model(proto, str(tmp))
+    tmp.replace(out)
+    summary: dict[str, Any] = {"onnx": str(out), "export_s": round(time.perf_counter() - t0, 2),
+                               "opset": int(proto.opset_import[0].version), "outputs": output_names(bundle),
+                               "min_samples": min_samples, "size_mb": round(out.stat().st_size / 2**20, 2)}
+    if check:
+        summary.update(compare_with_torch(bundle, out))
+    return summary
+
+
+def _wave_symbols(exported: torch.export.ExportedProgram):
+    """The symbols of the wave input's (batch, samples) axes; both must have stayed dynamic."""
+    node = next(n for n in exported.graph.nodes if n.op == "placeholder" and n.name == "wave")
+    dims = node.meta["val"].shape
+    if not all(isinstance(d, torch.SymInt) for d in dims):
+        raise ModelError(f"ONNX export fixed the input shape to {tuple(dims)}; the model needs shape-independent code")
+    return dims[0].node.expr, dims[1].node.expr
+
+
+def _rename_dims(proto, names: dict[str, str]) -> None:
+    """Give the exporter's symbolic dimensions (s0, s17...) readable names, consistently."""
+    values = [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]
+    for value in values:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter prints progress and warns about optional packages; keep the CLI output clean."""
+    level = logging.getLogger("torch.onnx").level
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.getLogger("torch.onnx").setLevel(level)
+
+
+def compare_with_torch(bundle: ModelBundle, onnx_path: Path, seed: int = 1) -> dict[str, float]:
+    """Embed random-noise 'utterances' both ways; the worst cosine and absolute difference."""
+    from speakerverify.embedding import TorchEmbedder
+
+    rng = np.random.default_rng(seed)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 1600, 30000)]
+    torch_emb, onnx_emb = TorchEmbedder(bundle), OnnxEmbedder(bundle, threads=None, path=onnx_path)
+    # A padded batch, a single row, and a single short row (below the export's assumed width).
+    ref = np.concatenate([torch_emb.embed_batch(waves), torch_emb.embed_batch(waves[:1]),
+                          torch_emb.embed_batch(waves[1:2])])
+    got = np.concatenate([onnx_emb.embed_batch(waves), onnx_emb.embed_batch(waves[:1]),
+                          onnx_emb.embed_batch(waves[1:2])])
+    cos = np.sum(ref * got, -1) / (np.linalg.norm(ref, axis=-1) * np.linalg.norm(got, axis=-1))
+    return {"check_min_cosine": float(cos.min()), "check_max_abs_diff": float(np.abs(ref - got).max())}
+
+
+class OnnxEmbedder:
+    """Embeds waveforms with onnxruntime; same interface as :class:`speakerverify.embedding.TorchEmbedder`."""
+
+    backend_name = "onnx"
+
+    def __init__(self, bundle: ModelBundle, threads: int | None = None, path: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        self.path = Path(path) if path is not None else bundle.directory / "model.onnx"
+        if not self.path.is_file():
+            raise ModelError(f"{bundle.directory}: no model.onnx; create it with "
+                             f"`speakerverify export {bundle.directory} --onnx {self.path}`")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or 0)  # 0: onnxruntime's default
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: cannot load ONNX model ({type(exc).__name__})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self._check_matches_model(meta)
+        self.min_samples = int(meta.get(META_MIN_SAMPLES, MIN_SAMPLES))
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.compute_s = 0.0
+
+    def _check_matches_model(self, meta: dict[str, str]) -> None:
+        sha = meta.get(META_SHA)
+        pt = self.bundle.directory / "model.pt"
+        if sha and pt.is_file() and file_sha256(pt) != sha:
+            raise ModelError(f"{self.path}: exported from a different model.pt than {pt}; export it again")
+
+    def embed_batch(self, waves: list[np.ndarray], second: bool = False) -> np.ndarray:
+        name = "embedding_second" if second else "embedding"
+        if name not in self.outputs:
+            raise ModelError(f"{self.path}: has no {name} output")
+        batch, lengths = pad_batch(waves)
+        wave = batch.numpy()
+        if wave.shape[1] < self.min_samples:
+            wave = np.pad(wave, ((0, 0), (0, self.min_samples - wave.shape[1])))
+        t0 = time.perf_counter()
+        (emb,) = self.session.run([name], {"wave": wave, "lengths": lengths.numpy().astype(np.int64)})
+        self.compute_s += time.perf_counter() - t0
+        return np.asarray(emb, dtype=np.float32)
