@@ -462,10 +462,12 @@ class SpeakerStore:
         """Remove a speaker and its clips; False when there was no such speaker."""
         name = check_name(name)
         with self._write() as con:
-            cur = con.execute("DELETE FROM speakers WHERE name = ?", (name,))
-            if cur.rowcount:
-                con.execute("DELETE FROM clips WHERE speaker_id NOT IN (SELECT id FROM speakers)")
-            return bool(cur.rowcount)
+            row = con.execute("SELECT id FROM speakers WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return False
+            con.execute("DELETE FROM clips WHERE speaker_id = ?", (row[0],))
+            con.execute("DELETE FROM speakers WHERE id = ?", (row[0],))
+            return True
 
     def speaker_vector(self, name: str) -> np.ndarray:
         name = check_name(name)
