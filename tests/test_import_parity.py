@@ -135,3 +135,33 @@ def test_parity_with_original_implementation(kind: str, shared_data: Path, tmp_p
     print(f"{kind} parity: min cosine single {single_cos.min():.8f}, batched {batch_cos.min():.8f}")
     assert np.all(single_cos > 0.999), single_cos
     assert np.all(batch_cos > 0.999), batch_cos
+
+
+def test_cli_import_model_with_dev_threshold(tmp_path: Path) -> None:
+    """import-model end to end on a synthetic checkpoint; the threshold comes from a dev list."""
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from speakerverify.cli import app
+
+    torch.manual_seed(0)
+    params = {"embedding_dim": 16, "growth_rate": 8, "bn_size": 2, "init_channels": 16, "m_channels": 8,
+              "blocks": [[1, 3, 1], [1, 3, 2], [1, 3, 2]]}
+    torch.save(models.build("campplus", **params).state_dict(), tmp_path / "ckpt.pt")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        sf.write(tmp_path / f"c{i}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
+    (tmp_path / "my-dev.txt").write_text("1 c0.wav c1.wav\n1 c2.wav c3.wav\n0 c0.wav c2.wav\n0 c1.wav c3.wav\n")
+    runner = CliRunner()
+    bad = runner.invoke(app, ["import-model", "campplus", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "m"),
+                              "--dev-trials", str(tmp_path / "x-test.txt"), "--root", str(tmp_path)])
+    assert bad.exit_code != 0 and not (tmp_path / "m").exists()
+    result = runner.invoke(app, ["import-model", "campplus", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "m"),
+                                 "--dev-trials", str(tmp_path / "my-dev.txt"), "--root", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    backend = json.loads((tmp_path / "m" / "backend.json").read_text())
+    assert backend["threshold_source"]["trials"] == "my-dev.txt"
+    assert json.loads(result.output)["thresholds"]["eer"] == backend["thresholds"]["eer"]
+    assert load_model(tmp_path / "m").config["source"]["format"] == "3dspeaker-campplus"

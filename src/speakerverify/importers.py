@@ -211,14 +211,22 @@ def gaussian_eer_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((mt * sn + mn * st) / (st + sn))
 
 
+def check_dev_trials(trials: Path, root: Path | None) -> None:
+    if "test" in trials.name.lower():
+        raise DataError(f"{trials}: looks like a test list; choose thresholds on development trials only")
+    if not trials.is_file():
+        raise DataError(f"{trials}: no such trial list")
+    if root is None or not root.is_dir():
+        raise DataError(f"--dev-trials needs --root, the folder its paths are relative to (got {root})")
+
+
 def choose_threshold(model_dir: Path, trials: Path, root: Path) -> dict[str, Any]:
     """Score a development trial list with the model at ``model_dir``; backend.json content."""
     from speakerverify import metrics
     from speakerverify.evaluate import score_trials
     from speakerverify.verifier import Verifier
 
-    if "test" in trials.name.lower():
-        raise DataError(f"{trials}: looks like a test list; choose thresholds on development trials only")
+    check_dev_trials(trials, root)
     verifier = Verifier(model_dir)
     scores, labels = score_trials(verifier, trials, root)
     thr = gaussian_eer_threshold(scores, labels)
@@ -232,16 +240,19 @@ def choose_threshold(model_dir: Path, trials: Path, root: Path) -> dict[str, Any
 def import_model(kind: str, checkpoint: str | Path, out: str | Path, *, name: str | None = None,
                  version: str = "1", dev_trials: Path | None = None, root: Path | None = None) -> dict[str, Any]:
     """Write a model directory for a published checkpoint; optionally choose its threshold."""
+    if dev_trials is not None:
+        check_dev_trials(dev_trials, root)
     imported = load_checkpoint(kind, checkpoint)
-    out = write_model_dir(out, imported.arch, imported.params, imported.frontend, imported.state_dict,
-                          name=name or imported.name, version=version, extra={"source": imported.source})
-    for stale in ("backend.json", "cohort.npy", "model.onnx"):  # from an earlier model in this folder
-        (out / stale).unlink(missing_ok=True)
+    try:
+        out = write_model_dir(out, imported.arch, imported.params, imported.frontend, imported.state_dict,
+                              name=name or imported.name, version=version, extra={"source": imported.source})
+        for stale in ("backend.json", "cohort.npy", "model.onnx"):  # from an earlier model in this folder
+            (out / stale).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{out}: cannot write the model directory ({exc.strerror or type(exc).__name__})") from None
     summary: dict[str, Any] = {"out": str(out), "arch": imported.arch, "params": imported.params,
                                "frontend": imported.frontend["type"]}
     if dev_trials is not None:
-        if root is None:
-            raise DataError("--dev-trials needs --root (the folder its paths are relative to)")
         backend = choose_threshold(out, dev_trials, root)
         tmp = out / "backend.json.tmp"
         tmp.write_text(json.dumps(backend, indent=2))

@@ -100,10 +100,13 @@ def export_onnx(bundle: ModelBundle, out: str | Path, opset: int | None = None, 
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save_model(proto, str(tmp))
+        tmp.replace(out)
+    except OSError as exc:
+        raise ModelError(f"{out}: cannot write ({exc.strerror or type(exc).__name__})") from None
     summary: dict[str, Any] = {"onnx": str(out), "export_s": round(time.perf_counter() - t0, 2),
                                "opset": int(proto.opset_import[0].version), "outputs": output_names(bundle),
                                "min_samples": min_samples, "size_mb": round(out.stat().st_size / 2**20, 2)}
