@@ -228,3 +228,11 @@ def test_enroll_identify_verify_real_clips(real_service: Service, test_speaker_c
                files={"file": (clips[-1].name, clips[-1].read_bytes())})
     assert r.status_code == 200 and r.json()["speaker"] == spk
     assert {"score", "same_speaker", "threshold"} <= set(r.json())
+
+
+def test_service_refuses_a_store_of_another_model(tmp_path: Path) -> None:
+    from speakerverify.errors import ModelError
+
+    SpeakerStore(tmp_path / "s.db", verifier=StubVerifier("1")).enroll("a", [tone(300)])
+    with pytest.raises(ModelError, match="stub@1.*stub@2"):
+        create_app(ServiceConfig(store=tmp_path / "s.db", verifier=StubVerifier("2")))
