@@ -28,6 +28,8 @@ from speakerverify.embedding import ModelBundle, pad_batch
 from speakerverify.errors import ModelError
 
 INPUTS = ("wave", "lengths")
+#: ``export`` refuses a graph whose embeddings differ from torch's by more than this.
+CHECK_MIN_COSINE = 0.999
 META_SHA = "speakerverify.model_pt_sha256"
 META_IDENT = "speakerverify.ident"
 META_MIN_SAMPLES = "speakerverify.min_samples"
@@ -112,6 +114,10 @@ def export_onnx(bundle: ModelBundle, out: str | Path, opset: int | None = None, 
                                "min_samples": min_samples, "size_mb": round(out.stat().st_size / 2**20, 2)}
     if check:
         summary.update(compare_with_torch(bundle, out))
+        if not summary["check_min_cosine"] > CHECK_MIN_COSINE:
+            out.unlink(missing_ok=True)
+            raise ModelError(f"{bundle.directory}: the exported graph disagrees with torch (cosine "
+                             f"{summary['check_min_cosine']:.6f} < {CHECK_MIN_COSINE}); nothing written")
     return summary
 
 
