@@ -4,17 +4,21 @@
     python scripts/ship_model.py runs/default-fastnet default [--onnx]
 
 Copies ``RUN/model/*`` into ``src/speakerverify/pretrained/NAME/`` and records where it came from
-(recipe, git revision, data manifest hash, best epoch's metrics) in ``TRAINING.json``.
+(recipe, git revision, data manifest hash, per-epoch metrics) in ``TRAINING.json``; the model's
+version becomes a hash of its weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "speakerverify" / "pretrained"
 
@@ -37,6 +41,11 @@ def main() -> None:
     provenance = {"run": str(a.run), "recipe": (a.run / "recipe.yaml").read_text() if (a.run / "recipe.yaml").is_file()
                   else None, "meta": meta, "epochs": [json.loads(x) for x in lines]}
     (tmp / "TRAINING.json").write_text(json.dumps(provenance, indent=1))
+    # The version names the weights, so stores can tell embeddings of two trainings apart.
+    config = yaml.safe_load((tmp / "model.yaml").read_text())
+    config["name"] = a.name
+    config["version"] = hashlib.sha256((tmp / "model.pt").read_bytes()).hexdigest()[:10]
+    (tmp / "model.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark table under docs/, regenerated on this machine.
+set -euo pipefail
+SHARED=${1:-../shared}
+PY=.venv/bin/python
+cd "$(dirname "$0")/.."
+if [ -f "$SHARED/peers/setup.sh" ]; then
+  bash "$SHARED/peers/setup.sh" || echo "peers environment could not be built; benchmarking our models only"
+fi
+$PY scripts/bench_models.py --shared "$SHARED" --out docs/benchmarks.md
+if [ -f scripts/bench_search.py ]; then $PY scripts/bench_search.py; fi
+if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --shared "$SHARED"; fi
+echo "benchmarks written under docs/"
