@@ -94,3 +94,16 @@ def test_shared_models_start_by_calling_similar_inputs_same():
         torch.manual_seed(seed)
         assert SiameseCnn(input_dim=20, channels=[4]).head.dense.weight.item() > 0
     assert signs == {True, False}
+
+
+def test_export_path_gives_the_packed_result(monkeypatch):
+    from speakerverify.models import siamese
+
+    net = SiameseGruSeed(input_dim=20, hidden=8).eval()
+    feats, frames = _batch([9, 4, 1, 6])
+    with torch.no_grad():
+        packed = (net(feats, frames), net.forward_second(feats, frames))
+        monkeypatch.setattr(siamese, "_tracing", lambda: True)
+        gathered = (net(feats, frames), net.forward_second(feats, frames))
+    for a, b in zip(packed, gathered, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -67,10 +67,20 @@ class GruBranch(nn.Module):
         nn.init.zeros_(self.gru.bias_hh_l0)
 
     def forward(self, feats: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
-        lengths = num_frames.clamp(min=1, max=feats.shape[1]).cpu()
-        packed = pack_padded_sequence(feats, lengths, batch_first=True, enforce_sorted=False)
+        lengths = num_frames.clamp(min=1, max=feats.shape[1])
+        if _tracing():
+            # Packed sequences cannot be exported; a causal GRU's output at each row's last valid
+            # frame is the same state, so gather it from the padded run instead.
+            out, _ = self.gru(feats)
+            index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+            return out.gather(1, index).squeeze(1)
+        packed = pack_padded_sequence(feats, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.gru(packed)
         return h[-1]
+
+
+def _tracing() -> bool:
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 class _PairModel(nn.Module):
