@@ -1,5 +1,8 @@
 """The training loop: one recipe, one run directory, optionally many processes (``torchrun``).
 
+    speakerverify train RECIPE.yaml --out RUN_DIR [--set key.sub=value ...] [--resume]
+    torchrun --no-python --nproc_per_node 2 speakerverify train RECIPE.yaml --out RUN_DIR
+
 A run directory holds::
 
     recipe.yaml            the resolved recipe (after overrides, framework defaults filled in)
