@@ -150,8 +150,8 @@ def main() -> None:
         f"`speakerverify.search.build_index` uses exact numpy search below {IVF_MIN:,} speakers and faiss "
         "`IndexIVFFlat` (sqrt(n) cells, 64 probed) from there. faiss `IndexFlatIP` is exact like numpy, no faster "
         "for single queries on one thread, and holds a second copy of the vectors, so it is not picked by default. "
-        "Embedding the query with the model (about 100 ms for a 3.5-s clip, see docs/bench-load.md) costs more "
-        "than exact search up to a few hundred thousand speakers. Random vectors have no cluster structure, "
+        "Embedding the query with the model (tens of ms for a 3.5-s clip, see docs/bench-load.md) costs more "
+        "than exact search up to about 100k-200k speakers. Random vectors have no cluster structure, "
         "which is the hard case for IVF; the gallery index is rebuilt when the store changes (the IVF build time "
         "above), so a very large, often-changing gallery would want incremental updates.",
         "",

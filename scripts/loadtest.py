@@ -163,13 +163,13 @@ def main() -> None:
                 proc.kill()
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-    durations = [p for c in clips.values() for p in c]
     lines = [
         "# REST service load test",
         "",
         f"`scripts/loadtest.py`: `speakerverify serve` on 127.0.0.1, model {health['model']}, {args.workers} "
         f"inference worker thread(s) x {threads} torch thread(s); {len(clips)} enrolled TEST-split speakers of "
-        f"libri-train-clean (2 clips each); requests upload real ~3.5-s FLAC clips ({len(durations)} files). "
+        f"libri-train-clean (2 clips each); requests upload real ~3.5-s FLAC clips (verify: an enrollment clip "
+        f"against a held-out clip; identify: a held-out clip). "
         f"`/v1/verify` embeds two clips per request, `/v1/identify` one. Each level: at most {args.max_requests} "
         f"requests or {args.max_seconds:.0f} s. Latency is per request, as the client saw it.",
         "",
