@@ -221,3 +221,19 @@ def test_two_unlike_clips_warn_but_enroll(store: SpeakerStore) -> None:
     r = store.enroll("pair", [tone(300, seed=1), tone(3000, seed=2)])
     assert r.n_clips == 2 and not r.rejected
     assert r.warnings and "below the model's threshold" in r.warnings[0]
+
+
+def test_identify_sees_changes_made_elsewhere(tmp_path: Path) -> None:
+    """The in-memory gallery follows writes by other store objects (other processes)."""
+    reader = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    writer = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    writer.enroll("a", [tone(300, seed=1)])
+    assert reader.identify(tone(300, seed=2))["speaker"] == "a"
+    writer.enroll("b", [tone(1500, seed=1)])
+    assert reader.identify(tone(1500, seed=2))["speaker"] == "b"
+    writer.enroll("a", [tone(3000, seed=1)], replace=True)  # a's voice changes
+    assert reader.identify(tone(3000, seed=2))["speaker"] == "a"
+    assert reader.identify(tone(300, seed=2))["speaker"] == "unknown"
+    writer.remove("b")
+    who = reader.identify(tone(1500, seed=2))
+    assert who["gallery"] == 1 and who["speaker"] == "unknown"

@@ -204,6 +204,7 @@ class _Gallery:
     names: list[str]
     matrix: np.ndarray
     index: Index
+    rows: dict[int, tuple[str, float, np.ndarray]]  # speaker id -> (name, updated, embedding)
 
 
 def _input_label(x: Any, i: int) -> str:
@@ -500,6 +501,8 @@ class SpeakerStore:
         return {"speaker": check_name(name), **v.backend.decide(score, far), "model": v.model_name}
 
     def _gallery_now(self) -> _Gallery:
+        """The enrolled speakers of this model as a search index, rebuilt when the store changed
+        (any process's write bumps the generation); only new or updated embeddings are read."""
         gen = self._meta("generation") or "0"
         model = self.verifier.model_ident
         with self._gallery_lock:
@@ -508,13 +511,29 @@ class SpeakerStore:
                 return g
             from speakerverify.search import build_index
 
-            rows = self._conn().execute("SELECT name, dim, embedding FROM speakers WHERE model = ? "
-                                        "ORDER BY id", (model,)).fetchall()
-            names = [r[0] for r in rows]
-            dim = rows[0][1] if rows else 1
-            matrix = (np.stack([_vec(r[2], r[1]) for r in rows]) if rows
-                      else np.zeros((0, dim), np.float32))
-            self._gallery = _Gallery(gen, model, names, matrix, build_index(matrix))
+            prev = g.rows if g is not None and g.model == model else {}
+            con = self._conn()
+            con.execute("BEGIN")  # one consistent snapshot for the reads below
+            try:
+                gen = self._meta("generation") or "0"
+                listing = con.execute("SELECT id, name, updated FROM speakers WHERE model = ? ORDER BY id",
+                                      (model,)).fetchall()
+                need = [sid for sid, _, upd in listing if sid not in prev or prev[sid][1] != upd]
+                fetched: dict[int, np.ndarray] = {}
+                for start in range(0, len(need), 500):
+                    chunk = need[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for sid, dim, blob in con.execute(
+                            f"SELECT id, dim, embedding FROM speakers WHERE id IN ({marks})", chunk):
+                        fetched[sid] = _vec(blob, dim)
+            finally:
+                con.execute("COMMIT")
+            rows = {sid: (name, upd, fetched[sid] if sid in fetched else prev[sid][2]) for sid, name, upd in listing}
+            names = [r[0] for r in rows.values()]
+            vectors = [r[2] for r in rows.values()]
+            dim = vectors[0].size if vectors else 1
+            matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+            self._gallery = _Gallery(gen, model, names, matrix, build_index(matrix), rows)
             return self._gallery
 
     def identify(self, x: Any, top: int = 5, far: float | None = None) -> dict[str, Any]:
