@@ -56,8 +56,11 @@ def _short(exc: Exception) -> str:
 
 
 def check_waveform(wave: np.ndarray, name: str, min_duration_s: float = MIN_DURATION_S,
-                   sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Validate a mono float waveform at ``sample_rate``; return it as contiguous float32."""
+                   sample_rate: int = SAMPLE_RATE, reject_silence: bool = True) -> np.ndarray:
+    """Validate a mono float waveform at ``sample_rate``; return it as contiguous float32.
+
+    ``reject_silence=False`` is for fixed evaluation protocols, which score every item as given.
+    """
     wave = np.asarray(wave)
     if wave.ndim != 1:
         raise AudioError(name, f"expected a mono waveform, got an array of shape {wave.shape}")
@@ -74,7 +77,7 @@ def check_waveform(wave: np.ndarray, name: str, min_duration_s: float = MIN_DURA
     duration = wave.size / sample_rate
     if duration < min_duration_s:
         raise AudioError(name, f"too short: {duration:.3f} s, at least {min_duration_s:.2f} s needed")
-    if float(np.max(np.abs(wave))) < SILENCE_PEAK:
+    if reject_silence and float(np.max(np.abs(wave))) < SILENCE_PEAK:
         raise AudioError(name, "is silent (no signal above -80 dBFS)")
     return wave
 

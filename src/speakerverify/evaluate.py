@@ -10,6 +10,7 @@ import numpy as np
 from rich.progress import Progress
 
 from speakerverify import metrics
+from speakerverify.audio import check_waveform
 from speakerverify.data import from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.verifier import Verifier
 
@@ -102,7 +103,9 @@ def evaluate_seed_pairs(pkl: Path, pairs_path: Path, model: str | None = None,
                         verifier: Verifier | None = None) -> dict:
     """The seed protocol: rows of a pickled clip array, fixed ``label i j`` pairs."""
     verifier = verifier or Verifier(model)
-    clips = [verifier.load(u.wave, u.key) for u in from_seed_pickle(pkl)]
+    # Every row is scored as given, as the notebook did (tes.pkl has one near-silent clip).
+    clips = [check_waveform(u.wave, u.key, verifier.bundle.min_duration_s, reject_silence=False)
+             for u in from_seed_pickle(pkl)]
     pairs = read_index_pairs(pairs_path)
     labels = np.array([p[0] for p in pairs])
     first = verifier.embed_waves(clips, batch_size=32)

@@ -16,7 +16,6 @@ well defined when the list's scores separate perfectly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ import torch
 from speakerverify import models
 from speakerverify.embedding import write_model_dir
 from speakerverify.errors import DataError, ModelError
+from speakerverify.onnx_runtime import file_sha256
 
 PEERS_VENV_ENV = "SPEAKERVERIFY_PEERS_VENV"
 DEFAULT_PEERS_VENV = Path.home() / ".cache" / "speakerverify-peers" / "venv"
@@ -92,14 +92,6 @@ def _need(state: dict[str, torch.Tensor], key: str, path: Path, what: str) -> to
     if key not in state:
         raise ModelError(f"{path}: not a {what} checkpoint (no {key})")
     return state[key]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _SB_CONV = re.compile(r"(^|\.)(conv|conv1|conv2|shortcut|fc)\.conv\.")
@@ -197,7 +189,7 @@ def load_checkpoint(kind: str, path: str | Path) -> Imported:
                                                ("wrong shape", wrong)) if keys)
         raise ModelError(f"{path}: does not map onto {imported.arch} ({detail})")
     imported.state_dict = {k: v.detach().clone().contiguous() for k, v in imported.state_dict.items()}
-    imported.source["sha256"] = _sha256(path)
+    imported.source["sha256"] = file_sha256(path)
     return imported
 
 
