@@ -9,5 +9,5 @@ if [ -f "$SHARED/peers/setup.sh" ]; then
 fi
 $PY scripts/bench_models.py --shared "$SHARED" --out docs/benchmarks.md
 if [ -f scripts/bench_search.py ]; then $PY scripts/bench_search.py; fi
-if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --shared "$SHARED"; fi
+if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --data "$SHARED/data"; fi
 echo "benchmarks written under docs/"
