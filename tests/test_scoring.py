@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speakerverify import metrics
+from speakerverify.scoring import ASNorm, Backend, Calibration, cosine
+
+
+def test_calibration_recovers_a_known_llr():
+    # Gaussian target/non-target scores with equal variance: the true LLR is linear in the score,
+    # llr(s) = (mu1 - mu0) / var * (s - (mu0 + mu1) / 2).
+    rng = np.random.default_rng(0)
+    mu0, mu1, sd, n = 0.1, 0.6, 0.15, 20000
+    s = np.r_[rng.normal(mu1, sd, n), rng.normal(mu0, sd, 3 * n)]  # unbalanced on purpose
+    y = np.r_[np.ones(n), np.zeros(3 * n)]
+    cal = Calibration.fit(s, y)
+    a_true = (mu1 - mu0) / sd**2
+    b_true = -a_true * (mu0 + mu1) / 2
+    assert cal.a == pytest.approx(a_true, rel=0.05)
+    assert cal.b == pytest.approx(b_true, abs=0.2)
+    assert cal.probability(np.array([(mu0 + mu1) / 2]))[0] == pytest.approx(0.5, abs=0.03)
+    llr = cal.llr(s)
+    assert metrics.cllr(llr, y) == pytest.approx(metrics.min_cllr(s, y), abs=0.02)
+
+
+def test_asnorm_matches_its_definition_on_a_known_cohort():
+    # Cohort of unit vectors along the axes; enroll/test vectors chosen so the top-2 cohort
+    # similarities are easy to read off by hand.
+    cohort = np.eye(4)
+    e = np.array([[3.0, 4.0, 0.0, 0.0]])  # cos to cohort: 0.6, 0.8, 0, 0 -> top-2 {0.8, 0.6}
+    t = np.array([[0.0, 0.0, 1.0, 1.0]])  # cos: 0, 0, .707, .707 -> top-2 {.707, .707}
+    raw = cosine(e, t)[0]
+    assert raw == pytest.approx(0.0)
+    me, se = 0.7, 0.1
+    mt, st = np.sqrt(0.5), 1e-6  # zero spread is floored
+    expected = 0.5 * ((raw - me) / se + (raw - mt) / st)
+    got = ASNorm(cohort, top_k=2)(e, t)[0]
+    assert got == pytest.approx(expected, rel=1e-3)
+    assert ASNorm(cohort, top_k=2)(t, e)[0] == pytest.approx(got, rel=1e-6)  # symmetric
+    assert ASNorm(cohort, top_k=10).top_k == 4  # capped at the cohort size
+
+
+def test_asnorm_improves_eer_when_speakers_have_offsets():
+    rng = np.random.default_rng(2)
+    dim, n_spk = 64, 60
+    centres = rng.normal(size=(n_spk, dim))
+    bias = rng.normal(size=dim) * 3
+    offsets = rng.uniform(0, 1.5, n_spk)  # speaker-dependent pull toward a shared direction
+    def emb(i):
+        return centres[i] + rng.normal(size=dim) * 1.2 + offsets[i] * bias
+    cohort = np.stack([emb(i) for i in range(40)])
+    ea, eb, labels = [], [], []
+    for _ in range(1500):
+        i, j = rng.integers(40, n_spk, 2)
+        same = rng.random() < 0.5
+        j = i if same else j
+        if not same and i == j:
+            continue
+        ea.append(emb(i))
+        eb.append(emb(j))
+        labels.append(int(same))
+    ea, eb, labels = np.stack(ea), np.stack(eb), np.array(labels)
+    raw = cosine(ea, eb)
+    normed = ASNorm(cohort, top_k=20)(ea, eb)
+    assert metrics.eer(normed, labels)[0] < metrics.eer(raw, labels)[0]
+
+
+def test_backend_decisions_and_operating_points():
+    backend = Backend({"calibration": {"a": 10.0, "b": -5.0},
+                       "thresholds": {"eer": 0.5, "far": {"0.01": 0.7}}})
+    d = backend.decide(0.6)
+    assert d["same_speaker"] and d["threshold"] == 0.5
+    assert d["llr"] == pytest.approx(1.0) and d["probability"] == pytest.approx(1 / (1 + np.exp(-1.0)))
+    assert not backend.decide(0.6, far=0.01)["same_speaker"]
+    with pytest.raises(ValueError, match="no operating point"):
+        backend.decide(0.6, far=0.05)
+    assert "llr" not in Backend({"thresholds": {"eer": 0.3}}).decide(0.2)
