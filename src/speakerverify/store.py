@@ -215,6 +215,10 @@ def _input_label(x: Any, i: int) -> str:
     return f"<array {i + 1}>"
 
 
+#: Default false-accept operating point for open-set identification (see ``SpeakerStore.identify``).
+IDENTIFY_FAR = 0.01
+
+
 class SpeakerStore:
     """Enroll, verify against and identify speakers kept in a SQLite file.
 
@@ -539,10 +543,16 @@ class SpeakerStore:
     def identify(self, x: Any, top: int = 5, far: float | None = None) -> dict[str, Any]:
         """Who is speaking in ``x``? Keys: speaker (best candidate passing the threshold, else
         ``"unknown"``), candidates (top ``top`` by score: speaker, score, same_speaker), threshold,
-        model."""
+        model.
+
+        Open-set identification compares a stranger with every enrolled speaker, so a false accept
+        is N times likelier than in one 1:1 check: without ``far`` it decides at the model's
+        ``IDENTIFY_FAR`` operating point when the model has one (its EER threshold otherwise)."""
         v = self.verifier
         self.check_model(v)
         top = max(1, int(top))
+        if far is None and str(IDENTIFY_FAR) in v.backend.thresholds.get("far", {}):
+            far = IDENTIFY_FAR
         threshold = v.backend.threshold(far)
         q = self._query(x)
         g = self._gallery_now()
