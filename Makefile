@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 
-test: $(STAMP) lint
+browser:
+	bash scripts/install-browser.sh || echo "chromium could not be installed: the browser tests will skip"
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
