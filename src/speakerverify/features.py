@@ -54,6 +54,15 @@ def frames_mask(num_frames: torch.Tensor, max_frames: int) -> torch.Tensor:
     return torch.arange(max_frames, device=num_frames.device).unsqueeze(0) < num_frames.unsqueeze(1)
 
 
+def as_batch(wave: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (N,) waveform becomes a batch of one; missing ``lengths`` mean every row is whole."""
+    if wave.dim() == 1:
+        wave = wave.unsqueeze(0)
+    if lengths is None:
+        lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+    return wave, lengths
+
+
 def mean_normalize(feats: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
     """Subtract each utterance's mean over its valid frames; padded frames become zero."""
     mask = frames_mask(num_frames, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
@@ -91,10 +100,7 @@ class KaldiFbank(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if wave.dim() == 1:
-            wave = wave.unsqueeze(0)
-        if lengths is None:
-            lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+        wave, lengths = as_batch(wave, lengths)
         if wave.shape[1] < self.win:
             wave = torch.nn.functional.pad(wave, (0, self.win - wave.shape[1]))
         frames = wave.float().unfold(1, self.win, self.hop) * self.waveform_scale  # (B, T, win)
@@ -133,10 +139,7 @@ class SeedStft(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if wave.dim() == 1:
-            wave = wave.unsqueeze(0)
-        if lengths is None:
-            lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+        wave, lengths = as_batch(wave, lengths)
         spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, center=True,
                           pad_mode="constant", return_complex=True).abs().transpose(1, 2)
         if self.log:

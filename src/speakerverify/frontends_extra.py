@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speakerverify.features import SAMPLE_RATE, frames_mask, mean_normalize, register_frontend
+from speakerverify.features import SAMPLE_RATE, as_batch, frames_mask, mean_normalize, register_frontend
 
 
 def speechbrain_mel_filters(num_bins: int, n_fft: int, sample_rate: int, f_min: float, f_max: float
@@ -67,10 +67,7 @@ class SpeechBrainFbank(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if wave.dim() == 1:
-            wave = wave.unsqueeze(0)
-        if lengths is None:
-            lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+        wave, lengths = as_batch(wave, lengths)
         wave = wave.float() * frames_mask(lengths, wave.shape[1]).float()
         half = self.n_fft // 2
         frames = F.pad(wave, (half, half)).unfold(1, self.n_fft, self.hop)  # centred frames (B, T, n_fft)
