@@ -49,22 +49,14 @@ def embed_files(files: Sequence[Path], out: Path, model: str | None = None, back
 def score_trials(verifier: Verifier, trials_path: Path, root: Path, progress: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:
     trials = read_trials(trials_path)
-    enroll_files = sorted({t.enroll for t in trials})
-    test_files = sorted({t.test for t in trials})
-    two = verifier.bundle.two_branch
-    if two:
-        e_emb, _ = embed_paths(verifier, [root / f for f in enroll_files], progress)
-        t_emb, _ = embed_paths(verifier, [root / f for f in test_files], progress, second=True)
-        e_idx = {f: i for i, f in enumerate(enroll_files)}
-        t_idx = {f: i for i, f in enumerate(test_files)}
-        ea = e_emb[[e_idx[t.enroll] for t in trials]]
-        eb = t_emb[[t_idx[t.test] for t in trials]]
-    else:
-        files = sorted(set(enroll_files) | set(test_files))
-        emb, _ = embed_paths(verifier, [root / f for f in files], progress)
-        idx = {f: i for i, f in enumerate(files)}
-        ea = emb[[idx[t.enroll] for t in trials]]
-        eb = emb[[idx[t.test] for t in trials]]
+    files = sorted({t.enroll for t in trials} | {t.test for t in trials})
+    idx = {f: i for i, f in enumerate(files)}
+    paths = [root / f for f in files]
+    emb, _ = embed_paths(verifier, paths, progress)
+    # A two-branch (non-shared) model embeds the test side with its second branch.
+    emb2 = embed_paths(verifier, paths, progress, second=True)[0] if verifier.bundle.two_branch else emb
+    ea = emb[[idx[t.enroll] for t in trials]]
+    eb = emb2[[idx[t.test] for t in trials]]
     scores = verifier.score_embeddings(ea, eb)
     labels = np.array([t.label for t in trials])
     return scores, labels

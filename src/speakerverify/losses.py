@@ -1,4 +1,7 @@
-"""Training objectives: softmax, additive angular margin softmax, pair BCE, embedding distillation."""
+"""Training objectives: softmax, additive angular margin softmax, embedding distillation.
+
+The seed's pair BCE lives with its task (:mod:`speakerverify.train.pairs`), on logits.
+"""
 
 from __future__ import annotations
 
@@ -56,11 +59,6 @@ def margin_at(epoch: int, final: float, warmup_epochs: int, start_epoch: int = 0
     if warmup_epochs <= 0:
         return final
     return final * min(1.0, max(0.0, (epoch - start_epoch + 1) / warmup_epochs))
-
-
-def pair_bce(prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The seed's objective: binary cross-entropy on same/different-speaker pair probabilities."""
-    return F.binary_cross_entropy(prob.clamp(1e-7, 1 - 1e-7), labels.float())
 
 
 def distillation(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:

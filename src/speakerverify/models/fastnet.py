@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from speakerverify.models import register
-from speakerverify.models.pooling import AttentiveStatsPool, time_mask
+from speakerverify.models.masking import time_mask
+from speakerverify.models.pooling import AttentiveStatsPool
 
 
 class SqueezeExcite(nn.Module):

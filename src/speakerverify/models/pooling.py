@@ -1,4 +1,4 @@
-"""Masked pooling layers shared by the embedding models."""
+"""Attentive statistics pooling over valid frames (masks from :mod:`speakerverify.models.masking`)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,11 @@ import torch
 from torch import nn
 
 
-def time_mask(num_frames: torch.Tensor, max_frames: int) -> torch.Tensor:
-    """(B, 1, T) float mask of valid frames, for channel-first (B, C, T) activations."""
-    idx = torch.arange(max_frames, device=num_frames.device)
-    return (idx.unsqueeze(0) < num_frames.unsqueeze(1)).unsqueeze(1).float()
-
-
-def masked_mean_std(x: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_mean_std(x: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted mean and standard deviation over time; ``weights`` sum to 1 over valid frames."""
     mean = (x * weights).sum(-1)
     var = (x.pow(2) * weights).sum(-1) - mean.pow(2)
     return mean, var.clamp(min=eps).sqrt()
-
-
-class StatsPool(nn.Module):
-    """Mean and standard deviation over valid frames: (B, C, T) -> (B, 2C)."""
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w = mask / mask.sum(-1, keepdim=True).clamp(min=1)
-        return torch.cat(masked_mean_std(x, w), dim=1)
 
 
 class AttentiveStatsPool(nn.Module):
@@ -40,11 +26,11 @@ class AttentiveStatsPool(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.global_context:
             uniform = mask / mask.sum(-1, keepdim=True).clamp(min=1)
-            mean, std = masked_mean_std(x, uniform)
+            mean, std = weighted_mean_std(x, uniform)
             t = x.shape[-1]
             h = torch.cat([x, mean.unsqueeze(-1).expand(-1, -1, t), std.unsqueeze(-1).expand(-1, -1, t)], dim=1)
         else:
             h = x
         logits = self.attn(h).masked_fill(mask == 0, float("-inf"))
         w = torch.softmax(logits, dim=-1)
-        return torch.cat(masked_mean_std(x, w), dim=1)
+        return torch.cat(weighted_mean_std(x, w), dim=1)
