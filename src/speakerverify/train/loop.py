@@ -21,6 +21,7 @@ run would (data order, learning rate and RNG streams are all restored or recompu
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import json
 import math
 import subprocess
@@ -116,10 +117,19 @@ def run_training(recipe_path: str | Path, out_dir: str | Path, overrides: Iterab
     _check_run_dir(paths, recipe, resume)
     device = dd.pick_device(recipe["device"], info)
     dd.init(info, device)
+    trainer: _Trainer | None = None
     try:
         dd.barrier(info)
-        return _Trainer(recipe, paths, info, device, resume, str(recipe_path)).run(on_epoch_end)
+        trainer = _Trainer(recipe, paths, info, device, resume, str(recipe_path))
+        root = trainer.run(on_epoch_end)
+        dd.barrier(info)
+        return root
     finally:
+        # Free the DistributedDataParallel wrapper (it holds the process group) before tearing the
+        # group down: left to the garbage collector at interpreter exit, gloo's threads are
+        # destroyed late and the process aborts ("terminate called without an active exception").
+        del trainer
+        gc.collect()
         dd.shutdown(info)
 
 
