@@ -141,6 +141,18 @@ def trial_scores(system: dict, trials, root: Path, score_fn) -> tuple[np.ndarray
     return score_fn(ea, eb), np.array([t.label for t in trials])
 
 
+def trial_durations(trials, root: Path) -> np.ndarray:
+    """The shorter side of each trial in seconds (what a duration-aware calibration reads)."""
+    import soundfile as sf
+
+    seconds: dict[str, float] = {}
+    for t in trials:
+        for p in (t.enroll, t.test):
+            if p not in seconds:
+                seconds[p] = sf.info(str(root / p)).duration
+    return np.array([min(seconds[t.enroll], seconds[t.test]) for t in trials])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd")
@@ -188,10 +200,11 @@ def main() -> None:
         elif not a.no_peers:
             print(f"peers skipped: {python} missing (bash {shared}/peers/setup.sh)", file=sys.stderr)
     rows = []
+    durations = {lst: trial_durations(trials[lst], data) for lst in LISTS}
     det: dict[str, dict] = {name: {} for name in LISTS}
     for name, sysres in systems.items():
         cal = sysres.get("calibration")
-        if cal is None:  # peers: fit on the dev list, as our back end is
+        if cal is None:  # peers: plain logistic calibration fitted on the dev list
             s, y = trial_scores(sysres, trials[DEV], data, scorers[name])
             cal = Calibration.fit(s, y)
         row = {"system": name}
@@ -199,7 +212,7 @@ def main() -> None:
             s, y = trial_scores(sysres, trials[lst], data, scorers[name])
             det[lst][name] = (s, y)
             row[lst] = {"eer": 100 * metrics.eer(s, y)[0], "dcf": metrics.min_dcf(s, y, 0.01)[0],
-                        "cllr": metrics.cllr(cal.llr(s), y), "min_cllr": metrics.min_cllr(s, y)}
+                        "cllr": metrics.cllr(cal.llr(s, durations[lst]), y), "min_cllr": metrics.min_cllr(s, y)}
         row.update({k: sysres[k] for k in ("rtf", "load_s", "maxrss_mb", "params_m")})
         rows.append(row)
     for lst in LISTS:

@@ -1,4 +1,4 @@
-"""A tiny stand-in for Verifier (no torch, no model): embeddings are a coarse spectrum of the clip.
+"""A tiny Verifier without a model: embeddings are a coarse spectrum of the clip.
 
 Used by the store tests that check storage, crash safety and model bookkeeping, which must not
 depend on how good the shipped model is. Clips of one sine frequency embed alike; other
@@ -11,25 +11,21 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from speakerverify.audio import check_waveform, load_audio
-from speakerverify.scoring import Backend, cosine, l2_normalize
+from speakerverify.scoring import Backend, l2_normalize
+from speakerverify.verifier import Verifier
 
 DIM = 32
 
 
-class StubVerifier:
+class StubVerifier(Verifier):
+    """Verifier's own loading, verification and scoring; only the embedding is stubbed."""
+
     def __init__(self, version: str = "1", min_duration_s: float = 0.5, flip: bool = False) -> None:
-        self.model_name = "stub"
-        self.model_ident = f"stub@{version}"
-        self.bundle = SimpleNamespace(two_branch=False, min_duration_s=min_duration_s)
+        self.bundle = SimpleNamespace(two_branch=False, min_duration_s=min_duration_s, network=None,
+                                      name="stub", ident=f"stub@{version}")
         self.backend = Backend({"thresholds": {"eer": 0.5}})
         self.flip = flip  # a different "model": permuted embedding space
         self.embedded = 0
-
-    def load(self, x, name=None):
-        if isinstance(x, np.ndarray):
-            return check_waveform(x, name or "<array>", self.bundle.min_duration_s)
-        return load_audio(x, min_duration_s=self.bundle.min_duration_s, name=name)
 
     def embed_waves(self, waves, second=False, batch_size=1):
         out = []
@@ -40,12 +36,6 @@ class StubVerifier:
             out.append(e[::-1].copy() if self.flip else e)
         self.embedded += len(waves)
         return np.stack(out).astype(np.float32)
-
-    def embed(self, x, name=None, second=False):
-        return self.embed_waves([self.load(x, name)])[0]
-
-    def score_embeddings(self, ea, eb):
-        return cosine(np.atleast_2d(ea), np.atleast_2d(eb))
 
 
 def tone(freq: float, seconds: float = 1.0, seed: int = 0, noise: float = 0.01) -> np.ndarray:

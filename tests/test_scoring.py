@@ -24,6 +24,36 @@ def test_calibration_recovers_a_known_llr():
     assert metrics.cllr(llr, y) == pytest.approx(metrics.min_cllr(s, y), abs=0.02)
 
 
+def test_duration_aware_calibration_recovers_llrs_that_depend_on_duration():
+    # Short trials separate less: at 1 s the classes are 0.3 apart, at 4 s 0.6 apart (same spread).
+    # Each duration's true LLR is linear in the score; the fit must recover both, and not
+    # extrapolate beyond the durations it saw.
+    rng = np.random.default_rng(1)
+    sd, n = 0.15, 20000
+    parts = {1.0: (0.15, 0.45), 4.0: (0.1, 0.7)}
+    s, y, dur = [], [], []
+    for seconds, (mu0, mu1) in parts.items():
+        s += [rng.normal(mu1, sd, n), rng.normal(mu0, sd, n)]
+        y += [np.ones(n), np.zeros(n)]
+        dur += [np.full(2 * n, seconds)]
+    s, y, dur = np.concatenate(s), np.concatenate(y), np.concatenate(dur)
+    cal = Calibration.fit(s, y, dur)
+    assert cal.q_range == (1.0, 4.0)
+    probe = np.array([0.2, 0.4, 0.6])
+    for seconds, (mu0, mu1) in parts.items():
+        a_true = (mu1 - mu0) / sd**2
+        true = a_true * (probe - (mu0 + mu1) / 2)
+        np.testing.assert_allclose(cal.llr(probe, seconds), true, atol=0.25)
+    np.testing.assert_allclose(cal.llr(probe, 0.2), cal.llr(probe, 1.0))  # clipped, not extrapolated
+    np.testing.assert_allclose(cal.llr(probe), cal.llr(probe, 4.0))  # unknown duration: the longest
+    plain = Calibration.fit(s, y)
+    assert metrics.cllr(cal.llr(s, dur), y) < metrics.cllr(plain.llr(s), y) - 0.02
+    again = Calibration.from_dict(cal.as_dict())
+    np.testing.assert_allclose(again.llr(probe, 2.0), cal.llr(probe, 2.0))
+    # One duration only: nothing to learn from it, a plain fit.
+    assert Calibration.fit(s[:2 * n], y[:2 * n], dur[:2 * n]).q_range is None
+
+
 def test_asnorm_matches_its_definition_on_a_known_cohort():
     # Cohort of unit vectors along the axes; enroll/test vectors chosen so the top-2 cohort
     # similarities are easy to read off by hand.
@@ -76,3 +106,8 @@ def test_backend_decisions_and_operating_points():
     with pytest.raises(ValueError, match="no operating point"):
         backend.decide(0.6, far=0.05)
     assert "llr" not in Backend({"thresholds": {"eer": 0.3}}).decide(0.2)
+    aware = Backend({"calibration": {"a": 2.0, "b": -1.0, "c": 0.0, "d": 4.0, "duration_range_s": [1.0, 4.0]},
+                     "thresholds": {"eer": 0.5}})
+    short, long_ = aware.decide(0.6, duration_s=1.0), aware.decide(0.6, duration_s=4.0)
+    assert short["same_speaker"] == long_["same_speaker"]  # thresholds are on the score
+    assert short["llr"] == pytest.approx(0.2) and long_["llr"] == pytest.approx(0.2 + 2.4 * np.log(4.0))

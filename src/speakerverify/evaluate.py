@@ -10,7 +10,7 @@ import numpy as np
 from rich.progress import Progress
 
 from speakerverify import metrics
-from speakerverify.audio import check_waveform
+from speakerverify.audio import SAMPLE_RATE, check_waveform
 from speakerverify.data import from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.verifier import Verifier
 
@@ -20,23 +20,24 @@ def _progress(enabled: bool) -> Progress:
 
 
 def embed_paths(verifier: Verifier, paths: Sequence[Path], progress: bool = False,
-                second: bool = False) -> tuple[np.ndarray, float]:
-    """Embed each path once; returns (embeddings, total audio seconds)."""
-    embs, audio_s = [], 0.0
+                second: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Embed each path once; returns (embeddings, durations in seconds)."""
+    embs, durations = [], []
     with _progress(progress) as bar:
         task = bar.add_task("embedding", total=len(paths))
         for p in paths:
             wave = verifier.load(p)
-            audio_s += len(wave) / 16000
+            durations.append(len(wave) / SAMPLE_RATE)
             embs.append(verifier.embed_waves([wave], second=second)[0])
             bar.advance(task)
-    return np.stack(embs), audio_s
+    return np.stack(embs), np.array(durations)
 
 
 def embed_files(files: Sequence[Path], out: Path, model: str | None = None, backend: str = "torch",
                 progress: bool = False) -> dict:
     verifier = Verifier(model, backend=backend)
-    embs, audio_s = embed_paths(verifier, files, progress)
+    embs, durations = embed_paths(verifier, files, progress)
+    audio_s = float(durations.sum())
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, embeddings=embs, files=np.array([str(f) for f in files]), model=verifier.model_ident)
     compute = verifier.embedder.compute_s
@@ -47,29 +48,32 @@ def embed_files(files: Sequence[Path], out: Path, model: str | None = None, back
 
 
 def score_trials(verifier: Verifier, trials_path: Path, root: Path, progress: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, labels and durations (the shorter side of each trial, seconds) of a trial list."""
     trials = read_trials(trials_path)
     files = sorted({t.enroll for t in trials} | {t.test for t in trials})
     idx = {f: i for i, f in enumerate(files)}
     paths = [root / f for f in files]
-    emb, _ = embed_paths(verifier, paths, progress)
+    emb, dur = embed_paths(verifier, paths, progress)
     # A two-branch (non-shared) model embeds the test side with its second branch.
     emb2 = embed_paths(verifier, paths, progress, second=True)[0] if verifier.bundle.two_branch else emb
     ea = emb[[idx[t.enroll] for t in trials]]
     eb = emb2[[idx[t.test] for t in trials]]
     scores = verifier.score_embeddings(ea, eb)
     labels = np.array([t.label for t in trials])
-    return scores, labels
+    durations = np.minimum(dur[[idx[t.enroll] for t in trials]], dur[[idx[t.test] for t in trials]])
+    return scores, labels, durations
 
 
-def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray) -> dict:
+def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
+              durations: np.ndarray | None = None) -> dict:
     rep = metrics.report(scores, labels).as_dict()
     thr = verifier.backend.threshold()
     result = {**rep, "accuracy_at_threshold": round(metrics.accuracy(scores, labels, thr), 4),
               "threshold": thr, "min_cllr": round(metrics.min_cllr(scores, labels), 4)}
     cal = verifier.backend.calibration
     if cal is not None:
-        result["cllr"] = round(metrics.cllr(cal.llr(scores), labels), 4)
+        result["cllr"] = round(metrics.cllr(cal.llr(scores, durations), labels), 4)
     result["model"] = verifier.model_name
     return result
 
@@ -79,8 +83,8 @@ def evaluate_trials(trials: Path, root: Path, model: str | None = None, backend:
                     verifier: Verifier | None = None) -> dict:
     verifier = verifier or Verifier(model, backend=backend)
     t0 = time.perf_counter()
-    scores, labels = score_trials(verifier, trials, root, progress)
-    result = summarize(verifier, scores, labels)
+    scores, labels, durations = score_trials(verifier, trials, root, progress)
+    result = summarize(verifier, scores, labels, durations)
     result["trials"] = str(trials)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     if det is not None:
@@ -103,7 +107,9 @@ def evaluate_seed_pairs(pkl: Path, pairs_path: Path, model: str | None = None,
     first = verifier.embed_waves(clips, batch_size=32)
     second = verifier.embed_waves(clips, second=True, batch_size=32) if verifier.bundle.two_branch else first
     scores = verifier.score_embeddings(first[[p[1] for p in pairs]], second[[p[2] for p in pairs]])
-    result = summarize(verifier, scores, labels)
+    durations = np.array([len(c) / SAMPLE_RATE for c in clips])
+    durations = np.minimum(durations[[p[1] for p in pairs]], durations[[p[2] for p in pairs]])
+    result = summarize(verifier, scores, labels, durations)
     result["pair_accuracy"] = result.pop("accuracy_at_threshold")
     half = verifier.backend.thresholds.get("sigmoid_half")
     if half is not None:

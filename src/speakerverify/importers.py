@@ -220,7 +220,7 @@ def choose_threshold(model_dir: Path, trials: Path, root: Path) -> dict[str, Any
 
     check_dev_trials(trials, root)
     verifier = Verifier(model_dir)
-    scores, labels = score_trials(verifier, trials, root)
+    scores, labels, _ = score_trials(verifier, trials, root)
     thr = gaussian_eer_threshold(scores, labels)
     dev_eer, _ = metrics.eer(scores, labels)
     return {"thresholds": {"eer": round(thr, 6)},

@@ -3,7 +3,8 @@
 A model's ``backend.json`` holds::
 
     {"asnorm": {"top_k": 100},            # optional; cohort embeddings in cohort.npy beside it
-     "calibration": {"a": 7.1, "b": -3.2},  # llr = a * score + b (natural log)
+     "calibration": {"a": 7.1, "b": -3.2},  # llr = a * score + b (natural log); see Calibration
+                                           # for the duration-aware form (c, d, duration_range_s)
      "thresholds": {"eer": 0.41, "far": {"0.01": 0.52, "0.001": 0.61}}}
 """
 
@@ -51,31 +52,73 @@ class ASNorm:
 
 @dataclass
 class Calibration:
-    """Linear logistic calibration: llr = a * score + b (natural log), prior-independent."""
+    """Logistic calibration to a log-likelihood ratio (natural log), prior-independent.
+
+    Plain: ``llr = a * score + b``. Duration-aware (fitted when the dev trials span several
+    durations): with ``q = log(duration)``, ``duration`` the shorter side of the trial in seconds
+    clipped to ``q_range`` (the durations the fit saw: it never extrapolates),
+    ``llr = (a + d * q) * score + b + c * q`` -- a 1-s phone clip and a 4-s clean one with the same
+    cosine score do not carry the same evidence. A trial of unknown duration counts as the longest.
+    """
 
     a: float
     b: float
+    c: float = 0.0
+    d: float = 0.0
+    q_range: tuple[float, float] | None = None
 
     @classmethod
-    def fit(cls, scores, labels, p_target: float = 0.5) -> Calibration:
-        s = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
+    def fit(cls, scores, labels, durations=None, p_target: float = 0.5) -> Calibration:
+        s = np.asarray(scores, dtype=np.float64)
         y = np.asarray(labels).astype(int)
+        q_range = None
+        if durations is not None:
+            dur = np.asarray(durations, dtype=np.float64)
+            lo, hi = float(dur.min()), float(dur.max())
+            q_range = (lo, hi) if hi > 1.5 * lo else None  # one duration: nothing to learn from it
+        x = s[:, None]
+        if q_range is not None:
+            q = np.log(np.clip(dur, *q_range))
+            x = np.c_[s, q, s * q]
         # Weight classes so the fit targets p_target, then remove the prior log-odds (BOSARIS style).
         w = np.where(y == 1, p_target / y.sum(), (1 - p_target) / (len(y) - y.sum())) * len(y)
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(s, y, sample_weight=w)
-        logit_prior = math.log(p_target / (1 - p_target))
-        return cls(float(lr.coef_[0, 0]), float(lr.intercept_[0] - logit_prior))
+        lr = LogisticRegression(C=1e6, max_iter=2000).fit(x, y, sample_weight=w)
+        coef = lr.coef_[0]
+        b = float(lr.intercept_[0] - math.log(p_target / (1 - p_target)))
+        if q_range is None:
+            return cls(float(coef[0]), b)
+        return cls(float(coef[0]), b, float(coef[1]), float(coef[2]), q_range)
 
-    def llr(self, scores) -> np.ndarray:
-        return self.a * np.asarray(scores, dtype=np.float64) + self.b
+    def _q(self, durations, n: int) -> np.ndarray:
+        if self.q_range is None:
+            return np.zeros(n)
+        lo, hi = self.q_range
+        dur = np.full(n, hi) if durations is None else np.broadcast_to(np.asarray(durations, np.float64), (n,))
+        return np.log(np.clip(dur, lo, hi))
 
-    def probability(self, scores, prior: float = 0.5) -> np.ndarray:
+    def llr(self, scores, durations=None) -> np.ndarray:
+        """LLR of each score; ``durations`` (seconds, the shorter side of each trial) where the
+        calibration is duration-aware."""
+        s = np.asarray(scores, dtype=np.float64)
+        q = self._q(durations, s.size).reshape(s.shape)
+        return (self.a + self.d * q) * s + self.b + self.c * q
+
+    def probability(self, scores, durations=None, prior: float = 0.5) -> np.ndarray:
         """Posterior probability of 'same speaker' at the given prior."""
-        logit = self.llr(scores) + math.log(prior / (1 - prior))
+        logit = self.llr(scores, durations) + math.log(prior / (1 - prior))
         return 1.0 / (1.0 + np.exp(-logit))
 
     def as_dict(self) -> dict:
-        return {"a": self.a, "b": self.b}
+        out: dict = {"a": self.a, "b": self.b}
+        if self.q_range is not None:
+            out.update(c=self.c, d=self.d, duration_range_s=list(self.q_range))
+        return out
+
+    @classmethod
+    def from_dict(cls, cal: dict) -> Calibration:
+        q = cal.get("duration_range_s")
+        return cls(float(cal["a"]), float(cal["b"]), float(cal.get("c", 0.0)), float(cal.get("d", 0.0)),
+                   (float(q[0]), float(q[1])) if q else None)
 
 
 class Backend:
@@ -84,7 +127,7 @@ class Backend:
     def __init__(self, config: dict | None, cohort: np.ndarray | None = None) -> None:
         self.config = config or {}
         cal = self.config.get("calibration")
-        self.calibration = Calibration(cal["a"], cal["b"]) if cal else None
+        self.calibration = Calibration.from_dict(cal) if cal else None
         asn = self.config.get("asnorm")
         self.asnorm = ASNorm(cohort, asn.get("top_k", 100)) if asn and cohort is not None else None
         self.thresholds = self.config.get("thresholds", {})
@@ -100,10 +143,12 @@ class Backend:
             raise ValueError(f"no operating point at FAR {far}; available: {', '.join(sorted(points))}")
         return float(points[key])
 
-    def decide(self, score: float, far: float | None = None) -> dict:
+    def decide(self, score: float, far: float | None = None, duration_s: float | None = None) -> dict:
+        """The decision for one score; ``duration_s`` (the shorter recording's length) feeds a
+        duration-aware calibration's llr and probability (the thresholds are on the score)."""
         thr = self.threshold(far)
         out = {"score": float(score), "same_speaker": bool(score >= thr), "threshold": thr}
         if self.calibration is not None:
-            out["llr"] = float(self.calibration.llr(score))
-            out["probability"] = float(self.calibration.probability(score))
+            out["llr"] = float(self.calibration.llr(score, duration_s))
+            out["probability"] = float(self.calibration.probability(score, duration_s))
         return out

@@ -487,12 +487,12 @@ class SpeakerStore:
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def _query(self, x: Any) -> np.ndarray:
+    def _query(self, x: Any) -> tuple[np.ndarray, float]:
+        """The probe's embedding and its length in seconds (for a duration-aware calibration)."""
         v = self.verifier
-        if isinstance(x, tuple):
-            label, x = x
-            return v.embed(x, name=label, second=v.bundle.two_branch)
-        return v.embed(x, second=v.bundle.two_branch)
+        label, x = x if isinstance(x, tuple) else (None, x)
+        wave = v.load(x, label)
+        return v.embed_waves([wave], second=v.bundle.two_branch)[0], len(wave) / SAMPLE_RATE
 
     def verify(self, name: str, x: Any, far: float | None = None) -> dict[str, Any]:
         """Is recording ``x`` speaker ``name``? Keys: speaker, score, same_speaker, threshold,
@@ -500,9 +500,9 @@ class SpeakerStore:
         v = self.verifier
         self.check_model(v)
         ref = self.speaker_vector(name)
-        q = self._query(x)
+        q, duration = self._query(x)
         score = float(v.score_embeddings(ref, q)[0])
-        return {"speaker": check_name(name), **v.backend.decide(score, far), "model": v.model_name}
+        return {"speaker": check_name(name), **v.backend.decide(score, far, duration), "model": v.model_name}
 
     def _gallery_now(self) -> _Gallery:
         """The enrolled speakers of this model as a search index, rebuilt when the store changed
@@ -554,7 +554,7 @@ class SpeakerStore:
         if far is None and str(IDENTIFY_FAR) in v.backend.thresholds.get("far", {}):
             far = IDENTIFY_FAR
         threshold = v.backend.threshold(far)
-        q = self._query(x)
+        q, duration = self._query(x)
         g = self._gallery_now()
         candidates: list[dict[str, Any]] = []
         if len(g.names):
@@ -563,7 +563,7 @@ class SpeakerStore:
             scores = v.score_embeddings(g.matrix[rows], np.repeat(q[None, :], len(rows), axis=0))
             ranked = sorted(zip(rows, scores, strict=True), key=lambda t: -float(t[1]))[:top]
             for i, s in ranked:
-                d = v.backend.decide(float(s), far)
+                d = v.backend.decide(float(s), far, duration)
                 candidates.append({"speaker": g.names[i], **{k: d[k] for k in d if k != "threshold"}})
         best = candidates[0] if candidates and candidates[0]["same_speaker"] else None
         return {"speaker": best["speaker"] if best else "unknown", "candidates": candidates,

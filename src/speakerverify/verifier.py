@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speakerverify.audio import check_waveform, load_audio
+from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
 from speakerverify.embedding import ModelBundle, load_model, make_embedder
 from speakerverify.scoring import Backend, cosine
 
@@ -72,9 +72,13 @@ class Verifier:
             raw = self.backend.asnorm(ea, eb, raw)
         return raw
 
-    def verify(self, a: AudioInput, b: AudioInput, far: float | None = None) -> dict:
-        """Same speaker? Returns score, same_speaker, threshold, model (+ llr, probability)."""
-        ea = self.embed(a)
-        eb = self.embed(b, second=self.bundle.two_branch)
+    def verify(self, a: AudioInput, b: AudioInput, far: float | None = None,
+               names: tuple[str | None, str | None] = (None, None)) -> dict:
+        """Same speaker? Returns score, same_speaker, threshold, model (+ llr, probability).
+        ``names`` label in-memory inputs in error messages."""
+        wa, wb = self.load(a, names[0]), self.load(b, names[1])
+        ea = self.embed_waves([wa])[0]
+        eb = self.embed_waves([wb], second=self.bundle.two_branch)[0]
         score = float(self.score_embeddings(ea, eb)[0])
-        return {**self.backend.decide(score, far), "model": self.model_name}
+        duration = min(len(wa), len(wb)) / SAMPLE_RATE
+        return {**self.backend.decide(score, far, duration), "model": self.model_name}

@@ -217,13 +217,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         la, da = await read_upload(a, "a")
         lb, db = await read_upload(b, "b")
 
-        def work() -> dict[str, Any]:
-            ea = verifier.embed(da, name=la)
-            eb = verifier.embed(db, name=lb, second=verifier.bundle.two_branch)
-            score = float(verifier.score_embeddings(ea, eb)[0])
-            return {**verifier.backend.decide(score, far), "model": verifier.model_name}
-
-        return await run_model(work)
+        return await run_model(lambda: verifier.verify(da, db, far, names=(la, lb)))
 
     @app.post("/v1/embed", tags=["verification"])
     async def embed(key: User, file: Annotated[UploadFile, File()]) -> dict[str, Any]:

@@ -228,17 +228,20 @@ class EmbeddingTask(Task):
         cohort = self._cohort(model)
         use_asnorm = bool(exp.get("asnorm", True))
         asn = ASNorm(cohort, int(exp.get("top_k", 50))) if use_asnorm else None
-        all_scores, all_labels, eers = [], [], {}
+        all_scores, all_labels, all_durations, eers = [], [], [], {}
         for cond, (emb, raw, labels) in dev.items():
             s = asn(emb[d["ia"]], emb[d["ib"]], raw) if asn else raw
             all_scores.append(s)
             all_labels.append(labels)
+            seconds = np.array([len(w) / 16000 for w in d[cond]])
+            all_durations.append(np.minimum(seconds[d["ia"]], seconds[d["ib"]]))
             eers[cond] = (100 * metrics.eer(raw, labels)[0], 100 * metrics.eer(s, labels)[0])
         if asn and sum(e[1] for e in eers.values()) > sum(e[0] for e in eers.values()):
             use_asnorm, asn = False, None  # AS-norm did not help on dev: keep raw cosine
             all_scores = [raw for (_, raw, _) in dev.values()]
         scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
-        cal = Calibration.fit(scores, labels)
+        # Duration-aware: the clean and the short dev conditions span 1-4 s of audio.
+        cal = Calibration.fit(scores, labels, np.concatenate(all_durations))
         backend = {
             "score": "cosine",
             "calibration": cal.as_dict(),
