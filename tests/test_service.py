@@ -60,6 +60,12 @@ def test_public_routes(stub_service: Service) -> None:
     paths = c.get("/openapi.json").json()["paths"]
     assert {"/v1/verify", "/v1/embed", "/v1/speakers", "/v1/speakers/{name}", "/v1/speakers/{name}/verify",
             "/v1/identify"} <= set(paths)
+    docs = c.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    assert "https://" not in docs.text  # no CDN: the page's script and style come from this server
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        assert f"/docs-assets/{asset}" in docs.text
+        assert c.get(f"/docs-assets/{asset}").status_code == 200
 
 
 ROUTES = [("post", "/v1/verify"), ("post", "/v1/embed"), ("get", "/v1/speakers"), ("post", "/v1/speakers"),

@@ -9,7 +9,8 @@ Routes (all JSON; errors are always ``{"error": "..."}``):
 * ``DELETE /v1/speakers/{name}`` (admin) -- remove;
 * ``POST /v1/speakers/{name}/verify`` (file ``file``) -- verify against an enrolled speaker;
 * ``POST /v1/identify`` (file ``file``, ``top``) -- rank enrolled speakers;
-* ``GET /`` -- the web page; ``/docs`` and ``/openapi.json`` -- the API description.
+* ``GET /`` -- the web page; ``/docs`` (Swagger UI, served locally) and ``/openapi.json`` -- the API
+  description.
 
 Every ``/v1`` route needs ``Authorization: Bearer KEY`` (401 without a valid key, 403 when an
 admin key is needed). Request bodies over ``max_upload_bytes`` get 413 before they are read in
@@ -32,9 +33,11 @@ import numpy as np
 import soundfile as sf
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from speakerverify.errors import AudioError, ModelError, SpeakerVerifyError
 from speakerverify.keys import KeyInfo, check_key
@@ -132,7 +135,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def run_model(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
-    app = FastAPI(title="speakerverify", version="1",
+    app = FastAPI(title="speakerverify", version="1", docs_url=None, redoc_url=None,
                   description="Speaker verification and identification. Send `Authorization: Bearer KEY` "
                               "(create keys with `speakerverify keys create NAME [--admin]`).")
     app.state.store = store
@@ -204,6 +207,16 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The API page's Swagger UI is served from the swagger-ui-bundle-v2 wheel: FastAPI's default
+    # /docs loads it from a CDN, which an offline machine (or a locked-down network) cannot reach.
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="speakerverify API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     @app.get("/v1/whoami", tags=["service"])
     async def whoami(key: User) -> dict[str, Any]:
