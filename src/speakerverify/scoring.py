@@ -6,6 +6,7 @@ A model's ``backend.json`` holds::
      "calibration": {"a": 7.1, "b": -3.2},  # llr = a * score + b (natural log); see Calibration
                                            # for the duration-aware form (c, d, duration_range_s)
      "thresholds": {"eer": 0.41, "far": {"0.01": 0.52, "0.001": 0.61}}}
+                                           # "far_domain": "llr": FAR points are LLRs
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class Calibration:
         q = self._q(durations, s.size).reshape(s.shape)
         return (self.a + self.d * q) * s + self.b + self.c * q
 
+    def score_at(self, llr: float, duration_s: float | None = None) -> float:
+        """The score whose LLR is ``llr`` at this duration (the inverse of :meth:`llr`)."""
+        q = float(self._q(duration_s, 1)[0])
+        slope = self.a + self.d * q
+        if slope <= 0:
+            raise ValueError("calibration is not increasing in the score at this duration")
+        return (llr - self.b - self.c * q) / slope
+
     def probability(self, scores, durations=None, prior: float = 0.5) -> np.ndarray:
         """Posterior probability of 'same speaker' at the given prior."""
         logit = self.llr(scores, durations) + math.log(prior / (1 - prior))
@@ -132,7 +141,13 @@ class Backend:
         self.asnorm = ASNorm(cohort, asn.get("top_k", 100)) if asn and cohort is not None else None
         self.thresholds = self.config.get("thresholds", {})
 
-    def threshold(self, far: float | None = None) -> float:
+    def threshold(self, far: float | None = None, duration_s: float | None = None) -> float:
+        """The score threshold: the dev equal-error point, or the point at false-accept rate ``far``.
+
+        With ``"far_domain": "llr"`` the false-accept points are LLRs (set on the dev conditions
+        pooled, after duration-aware calibration): the score threshold then depends on the shorter
+        recording's length, so a 4-s clean trial is not held to the bar that 1-s phone clips'
+        impostor scores set."""
         if far is None:
             return float(self.thresholds.get("eer", 0.5))
         points = self.thresholds.get("far", {})
@@ -141,12 +156,16 @@ class Backend:
         key = min(points, key=lambda k: abs(math.log(float(k)) - math.log(far)))
         if not math.isclose(float(key), far, rel_tol=1e-6):
             raise ValueError(f"no operating point at FAR {far}; available: {', '.join(sorted(points))}")
+        if self.thresholds.get("far_domain") == "llr":
+            if self.calibration is None:
+                raise ValueError("LLR operating points need a calibration in backend.json")
+            return self.calibration.score_at(float(points[key]), duration_s)
         return float(points[key])
 
     def decide(self, score: float, far: float | None = None, duration_s: float | None = None) -> dict:
         """The decision for one score; ``duration_s`` (the shorter recording's length) feeds a
-        duration-aware calibration's llr and probability (the thresholds are on the score)."""
-        thr = self.threshold(far)
+        duration-aware calibration's llr and probability and LLR operating points."""
+        thr = self.threshold(far, duration_s)
         out = {"score": float(score), "same_speaker": bool(score >= thr), "threshold": thr}
         if self.calibration is not None:
             out["llr"] = float(self.calibration.llr(score, duration_s))

@@ -553,8 +553,8 @@ class SpeakerStore:
         top = max(1, int(top))
         if far is None and str(IDENTIFY_FAR) in v.backend.thresholds.get("far", {}):
             far = IDENTIFY_FAR
-        threshold = v.backend.threshold(far)
         q, duration = self._query(x)
+        threshold = v.backend.threshold(far, duration)
         g = self._gallery_now()
         candidates: list[dict[str, Any]] = []
         if len(g.names):

@@ -221,8 +221,12 @@ class EmbeddingTask(Task):
         res["val_mean_eer"] = 0.5 * (res["val_eer"] + res["val_short_tel_eer"])
         return res
 
-    def export(self, model: nn.Module, out_dir: Path, metrics_: dict) -> None:
+    def export(self, model: nn.Module, out_dir: Path, metrics_: dict, *, arch: str | None = None,
+               params: dict | None = None) -> None:
+        """Write ``model`` with a back end fitted on dev; ``arch``/``params`` describe a network
+        other than the recipe's (an ensemble of trained members, ``scripts/make_ensemble.py``)."""
         exp = self.recipe.get("export") or {}
+        arch, params = arch or self.arch, self.params if params is None else params
         dev = self._dev_scores(model)
         d = self._dev_data()
         cohort = self._cohort(model)
@@ -236,25 +240,39 @@ class EmbeddingTask(Task):
             seconds = np.array([len(w) / 16000 for w in d[cond]])
             all_durations.append(np.minimum(seconds[d["ia"]], seconds[d["ib"]]))
             eers[cond] = (100 * metrics.eer(raw, labels)[0], 100 * metrics.eer(s, labels)[0])
-        if asn and sum(e[1] for e in eers.values()) > sum(e[0] for e in eers.values()):
+        # AS-norm stays only if it lowers the EER of both conditions pooled: one threshold serves
+        # every condition in use, and AS-norm can help each condition alone while pulling their
+        # score ranges apart (short clips' narrow cohort statistics inflate their scores).
+        pooled_labels = np.concatenate(all_labels)
+        raw_pooled = np.concatenate([raw for (_, raw, _) in dev.values()])
+        eers["pooled"] = (100 * metrics.eer(raw_pooled, pooled_labels)[0],
+                          100 * metrics.eer(np.concatenate(all_scores), pooled_labels)[0])
+        if asn and eers["pooled"][1] >= eers["pooled"][0]:
             use_asnorm, asn = False, None  # AS-norm did not help on dev: keep raw cosine
             all_scores = [raw for (_, raw, _) in dev.values()]
         scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
         # Duration-aware: the clean and the short dev conditions span 1-4 s of audio.
-        cal = Calibration.fit(scores, labels, np.concatenate(all_durations))
+        durations = np.concatenate(all_durations)
+        cal = Calibration.fit(scores, labels, durations)
+        # False-accept points: on the duration-aware LLR where there is one (the score threshold
+        # then follows the trial's length), else on the score.
+        far_on = cal.llr(scores, durations) if cal.q_range is not None else scores
+        thresholds = {"eer": metrics.eer(scores, labels)[1],
+                      "far": {str(f): metrics.threshold_at_far(far_on, labels, float(f))
+                              for f in exp.get("far", [0.01, 0.001])}}
+        if cal.q_range is not None:
+            thresholds["far_domain"] = "llr"
         backend = {
             "score": "cosine",
             "calibration": cal.as_dict(),
-            "thresholds": {"eer": metrics.eer(scores, labels)[1],
-                           "far": {str(f): metrics.threshold_at_far(scores, labels, float(f))
-                                   for f in exp.get("far", [0.01, 0.001])}},
+            "thresholds": thresholds,
             "fitted_on": str(self.data_cfg["dev_trials"]) + " (clean + short telephone-band crops)",
             "dev_eer_percent": {k: {"raw": round(v[0], 3), "asnorm": round(v[1], 3)} for k, v in eers.items()},
         }
         if use_asnorm:
             backend["asnorm"] = {"top_k": int(exp.get("top_k", 50))}
-        write_model_dir(out_dir, self.arch, self.params, self.frontend_cfg, model.state_dict(),
-                        name=exp.get("name", self.arch), version=str(exp.get("version", "1")),
+        write_model_dir(out_dir, arch, params, self.frontend_cfg, model.state_dict(),
+                        name=exp.get("name", arch), version=str(exp.get("version", "1")),
                         min_duration_s=float(exp.get("min_duration_s", 0.1)), backend=backend)
         if use_asnorm:
             np.save(out_dir / "cohort.npy", cohort.astype(np.float16))

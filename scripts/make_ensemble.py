@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Join trained embedding runs into one ensemble model (score fusion by averaged cosines).
+
+    python scripts/make_ensemble.py --recipe recipes/default-fastnet.yaml --out runs/default-ensemble \\
+        runs/default-fastnet runs/fastnet-aam-kd
+
+The members' weights are taken as exported (``RUN/model``); the back end (calibration,
+thresholds, AS-norm decision) is fitted afresh on the recipe's dev split, exactly as training's own
+export does. The result is a run directory (``OUT/model``, ``OUT/meta.json``, ``OUT/recipe.yaml``)
+that ``scripts/ship_model.py`` can ship. Members must share the recipe's front end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from speakerverify import models
+from speakerverify.embedding import load_model
+from speakerverify.train.embedding import EmbeddingTask
+from speakerverify.train.loop import resolve_recipe
+from speakerverify.train.recipe import dump_recipe
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", type=Path, required=True, help="recipe whose dev split and export settings to use")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--half-weights", action="store_true",
+                    help="store weights as float16 (half the size); the back end is fitted on the rounded weights")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe override, as for `speakerverify train` (e.g. export.asnorm=false)")
+    ap.add_argument("runs", type=Path, nargs="+", help="trained runs (or model dirs) to join")
+    a = ap.parse_args()
+    if len(a.runs) < 2:
+        sys.exit("error: an ensemble needs at least two runs")
+    recipe = resolve_recipe(a.recipe, a.overrides)
+    members, bundles = [], []
+    for run in a.runs:
+        model_dir = run / "model" if (run / "model" / "model.yaml").is_file() else run
+        bundle = load_model(model_dir)
+        if bundle.config["frontend"] != recipe["frontend"]:
+            sys.exit(f"error: {model_dir}: front end {bundle.config['frontend']} differs from the recipe's")
+        members.append({"arch": bundle.config["arch"], "params": bundle.config.get("params") or {}})
+        bundles.append(bundle)
+    network = models.build("ensemble", members=members)
+    for member, bundle in zip(network.members, bundles, strict=True):
+        member.load_state_dict(bundle.network.state_dict())
+    network.eval()
+    if a.half_weights:
+        _round_to_half(network)
+    a.out.mkdir(parents=True, exist_ok=True)
+    task = EmbeddingTask(recipe, torch.device("cpu"))
+    with torch.no_grad():
+        task.export(network, a.out / "model", {}, arch="ensemble", params={"members": members})
+    if a.half_weights:  # the loader copies float16 tensors into the float32 network
+        state = {k: (v.half() if _is_weight(k, v) else v) for k, v in network.state_dict().items()}
+        torch.save(state, a.out / "model" / "model.pt")
+    (a.out / "recipe.yaml").write_text(dump_recipe(recipe))
+    meta = {"kind": "ensemble", "members": [str(r) for r in a.runs], "recipe_path": str(a.recipe),
+            "member_meta": [_meta(r) for r in a.runs],
+            "end_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    (a.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    backend = json.loads((a.out / "model" / "backend.json").read_text())
+    print(f"wrote {a.out / 'model'}; dev EER % {json.dumps(backend.get('dev_eer_percent'))}")
+
+
+def _is_weight(name: str, tensor: torch.Tensor) -> bool:
+    """Learned weights; BatchNorm statistics keep float32 (tiny variances would lose precision)."""
+    return tensor.is_floating_point() and "running_" not in name
+
+
+@torch.no_grad()
+def _round_to_half(network: torch.nn.Module) -> None:
+    for name, tensor in network.state_dict().items():
+        if _is_weight(name, tensor):
+            tensor.copy_(tensor.half().float())
+
+
+def _meta(run: Path) -> dict:
+    path = run / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+if __name__ == "__main__":
+    main()
