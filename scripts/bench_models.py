@@ -291,10 +291,11 @@ def targets(rows: list[dict]) -> list[str]:
     if any(line.endswith("**no** |") for line in lines):
         lines += ["", "Why targets are missed where they are: the default model learns from 140 "
                   "speakers and about half an hour of read speech (the only training split here), distilled "
-                  "from CAM++, which was trained on thousands of speakers and hours; it is 1.9 M parameters "
-                  "for speed on 2 CPU cores. On fsdd's 0.4-s digits every system is far from 10 %. Cllr: "
-                  "calibration is fitted on 20 dev speakers, the same split that chose the epoch, so it is "
-                  "overconfident where test scores separate less well than dev scores (see the model card)."]
+                  "from CAM++, which was trained on thousands of speakers and hours; it is "
+                  f"{ours['params_m']:.1f} M parameters for speed on 2 CPU cores. On fsdd's 0.4-s digits "
+                  "every system is far from 10 %. Cllr: the calibration is fitted on 20 dev speakers' 1-4 s "
+                  "trials; shorter trials (fsdd's digits) get the 1-s calibration, since it is clipped "
+                  "rather than extrapolated (see the model card)."]
     return [*lines, ""]
 
 
