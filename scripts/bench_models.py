@@ -210,7 +210,7 @@ def main() -> None:
             v = Verifier(model)
             scorers[res["name"]] = v.score_embeddings
             res["calibration"] = v.backend.calibration
-            res["threshold"] = v.backend.threshold()
+            res["backend"] = v.backend
             systems[res["name"]] = res
         onnx = run_ours("default", files[:1], speed, tmp, backend="onnx") if _has_onnx("default") else None
         python = Path(a.peers_venv) / "bin/python"
@@ -235,8 +235,9 @@ def main() -> None:
             det[lst][name] = (s, y)
             row[lst] = {"eer": 100 * metrics.eer(s, y)[0], "dcf": metrics.min_dcf(s, y, 0.01)[0],
                         "cllr": metrics.cllr(cal.llr(s, durations[lst]), y), "min_cllr": metrics.min_cllr(s, y)}
-            if "threshold" in sysres:
-                row[lst]["accuracy"] = 100 * metrics.accuracy(s, y, sysres["threshold"])
+            if "backend" in sysres:
+                thr = sysres["backend"].thresholds_for(durations[lst])
+                row[lst]["accuracy"] = 100 * metrics.accuracy(s, y, thr)
         row.update({k: sysres[k] for k in ("rtf", "load_s", "maxrss_mb", "params_m")})
         rows.append(row)
     for lst in trials:

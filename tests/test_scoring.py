@@ -111,11 +111,15 @@ def test_backend_decisions_and_operating_points():
     short, long_ = aware.decide(0.6, duration_s=1.0), aware.decide(0.6, duration_s=4.0)
     assert short["same_speaker"] == long_["same_speaker"]  # thresholds are on the score
     assert short["llr"] == pytest.approx(0.2) and long_["llr"] == pytest.approx(0.2 + 2.4 * np.log(4.0))
-    # False-accept points stored as LLRs: the score threshold follows the trial's length.
-    by_llr = Backend({**aware.config, "thresholds": {"eer": 0.5, "far": {"0.01": 1.0}, "far_domain": "llr"}})
+    # Operating points stored as LLRs: the score threshold follows the trial's length.
+    by_llr = Backend({**aware.config, "thresholds": {"eer": 0.0, "far": {"0.01": 1.0}, "domain": "llr"}})
+    assert by_llr.threshold(None, 1.0) == pytest.approx(0.5)  # llr 0 at 1 s: 2 s - 1 = 0
+    np.testing.assert_allclose(by_llr.thresholds_for([1.0, 4.0, 9.0]),
+                               [0.5, 1 / (2 + 4 * np.log(4.0)), 1 / (2 + 4 * np.log(4.0))])
     at_1s, at_4s = by_llr.threshold(0.01, 1.0), by_llr.threshold(0.01, 4.0)
     assert at_1s == pytest.approx(1.0) and at_4s == pytest.approx(2.0 / (2.0 + 4.0 * np.log(4.0)))
     assert by_llr.threshold(0.01) == pytest.approx(at_4s)  # unknown length: the longest
+    np.testing.assert_allclose(by_llr.thresholds_for([4.0, 1.0], far=0.01), [at_4s, at_1s])
     for seconds, thr in ((1.0, at_1s), (4.0, at_4s)):
         assert by_llr.calibration.llr(thr, seconds) == pytest.approx(1.0)
         assert by_llr.decide(thr + 1e-6, 0.01, seconds)["same_speaker"]

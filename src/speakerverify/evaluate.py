@@ -68,9 +68,14 @@ def score_trials(verifier: Verifier, trials_path: Path, root: Path, progress: bo
 def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
               durations: np.ndarray | None = None) -> dict:
     rep = metrics.report(scores, labels).as_dict()
-    thr = verifier.backend.threshold()
+    backend = verifier.backend
+    thr = backend.thresholds_for(durations) if backend.thresholds.get("domain") == "llr" else backend.threshold()
     result = {**rep, "accuracy_at_threshold": round(metrics.accuracy(scores, labels, thr), 4),
-              "threshold": thr, "min_cllr": round(metrics.min_cllr(scores, labels), 4)}
+              "min_cllr": round(metrics.min_cllr(scores, labels), 4)}
+    if np.ndim(thr):  # duration-aware: the threshold is an LLR; each trial's score threshold follows from it
+        result["threshold_llr"] = float(backend.thresholds["eer"])
+    else:
+        result["threshold"] = float(thr)
     cal = verifier.backend.calibration
     if cal is not None:
         result["cllr"] = round(metrics.cllr(cal.llr(scores, durations), labels), 4)

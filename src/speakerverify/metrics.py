@@ -72,7 +72,8 @@ def threshold_at_far(scores, labels, far: float) -> float:
     return float(thr[ok[0]])
 
 
-def accuracy(scores, labels, threshold: float) -> float:
+def accuracy(scores, labels, threshold) -> float:
+    """Share of trials decided right at ``threshold`` (a number, or one per trial)."""
     s, y = _as_arrays(scores, labels)
     return float(np.mean((s >= threshold) == y))
 

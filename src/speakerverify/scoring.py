@@ -6,7 +6,7 @@ A model's ``backend.json`` holds::
      "calibration": {"a": 7.1, "b": -3.2},  # llr = a * score + b (natural log); see Calibration
                                            # for the duration-aware form (c, d, duration_range_s)
      "thresholds": {"eer": 0.41, "far": {"0.01": 0.52, "0.001": 0.61}}}
-                                           # "far_domain": "llr": FAR points are LLRs
+                                           # "domain": "llr": the points are LLRs
 """
 
 from __future__ import annotations
@@ -104,11 +104,11 @@ class Calibration:
         q = self._q(durations, s.size).reshape(s.shape)
         return (self.a + self.d * q) * s + self.b + self.c * q
 
-    def score_at(self, llr: float, duration_s: float | None = None) -> float:
-        """The score whose LLR is ``llr`` at this duration (the inverse of :meth:`llr`)."""
-        q = float(self._q(duration_s, 1)[0])
+    def score_at(self, llr: float, durations=None, n: int = 1) -> np.ndarray:
+        """The scores whose LLR is ``llr`` at these durations (the inverse of :meth:`llr`)."""
+        q = self._q(durations, n if durations is None else np.size(durations))
         slope = self.a + self.d * q
-        if slope <= 0:
+        if np.any(slope <= 0):
             raise ValueError("calibration is not increasing in the score at this duration")
         return (llr - self.b - self.c * q) / slope
 
@@ -144,23 +144,30 @@ class Backend:
     def threshold(self, far: float | None = None, duration_s: float | None = None) -> float:
         """The score threshold: the dev equal-error point, or the point at false-accept rate ``far``.
 
-        With ``"far_domain": "llr"`` the false-accept points are LLRs (set on the dev conditions
-        pooled, after duration-aware calibration): the score threshold then depends on the shorter
-        recording's length, so a 4-s clean trial is not held to the bar that 1-s phone clips'
-        impostor scores set."""
+        With ``"domain": "llr"`` the operating points are LLRs (set on the dev conditions pooled,
+        after duration-aware calibration): the score threshold then depends on the shorter
+        recording's length (``duration_s``; unknown counts as the longest the calibration saw), so
+        a 4-s clean trial is not held to the bar that 1-s phone clips' scores set."""
+        return float(self.thresholds_for(None if duration_s is None else [duration_s], far)[0])
+
+    def thresholds_for(self, durations=None, far: float | None = None) -> np.ndarray:
+        """Score thresholds for trials of these durations (seconds, the shorter side of each)."""
+        n = 1 if durations is None else int(np.size(durations))
         if far is None:
-            return float(self.thresholds.get("eer", 0.5))
-        points = self.thresholds.get("far", {})
-        if not points:
-            raise ValueError("this model has no false-accept operating points; use the default threshold")
-        key = min(points, key=lambda k: abs(math.log(float(k)) - math.log(far)))
-        if not math.isclose(float(key), far, rel_tol=1e-6):
-            raise ValueError(f"no operating point at FAR {far}; available: {', '.join(sorted(points))}")
-        if self.thresholds.get("far_domain") == "llr":
-            if self.calibration is None:
-                raise ValueError("LLR operating points need a calibration in backend.json")
-            return self.calibration.score_at(float(points[key]), duration_s)
-        return float(points[key])
+            point = float(self.thresholds.get("eer", 0.5))
+        else:
+            points = self.thresholds.get("far", {})
+            if not points:
+                raise ValueError("this model has no false-accept operating points; use the default threshold")
+            key = min(points, key=lambda k: abs(math.log(float(k)) - math.log(far)))
+            if not math.isclose(float(key), far, rel_tol=1e-6):
+                raise ValueError(f"no operating point at FAR {far}; available: {', '.join(sorted(points))}")
+            point = float(points[key])
+        if self.thresholds.get("domain") != "llr":
+            return np.full(n, point)
+        if self.calibration is None:
+            raise ValueError("LLR operating points need a calibration in backend.json")
+        return self.calibration.score_at(point, durations, n)
 
     def decide(self, score: float, far: float | None = None, duration_s: float | None = None) -> dict:
         """The decision for one score; ``duration_s`` (the shorter recording's length) feeds a

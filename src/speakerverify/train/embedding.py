@@ -254,14 +254,15 @@ class EmbeddingTask(Task):
         # Duration-aware: the clean and the short dev conditions span 1-4 s of audio.
         durations = np.concatenate(all_durations)
         cal = Calibration.fit(scores, labels, durations)
-        # False-accept points: on the duration-aware LLR where there is one (the score threshold
-        # then follows the trial's length), else on the score.
-        far_on = cal.llr(scores, durations) if cal.q_range is not None else scores
-        thresholds = {"eer": metrics.eer(scores, labels)[1],
-                      "far": {str(f): metrics.threshold_at_far(far_on, labels, float(f))
+        # Operating points on the duration-aware LLR where there is one (the score threshold then
+        # follows the trial's length, and each dev condition sits near its own equal-error point),
+        # else on the score.
+        points_on = cal.llr(scores, durations) if cal.q_range is not None else scores
+        thresholds = {"eer": metrics.eer(points_on, labels)[1],
+                      "far": {str(f): metrics.threshold_at_far(points_on, labels, float(f))
                               for f in exp.get("far", [0.01, 0.001])}}
         if cal.q_range is not None:
-            thresholds["far_domain"] = "llr"
+            thresholds["domain"] = "llr"
         backend = {
             "score": "cosine",
             "calibration": cal.as_dict(),
