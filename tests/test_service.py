@@ -57,9 +57,13 @@ def test_public_routes(stub_service: Service) -> None:
     page = c.get("/")
     assert page.status_code == 200 and "speakerverify" in page.text and "<script" in page.text
     assert "cdn" not in page.text.lower() and "https://" not in page.text
-    paths = c.get("/openapi.json").json()["paths"]
+    spec = c.get("/openapi.json").json()
+    paths = spec["paths"]
     assert {"/v1/verify", "/v1/embed", "/v1/speakers", "/v1/speakers/{name}", "/v1/speakers/{name}/verify",
             "/v1/identify"} <= set(paths)
+    # Bearer keys are a declared security scheme (the API page's "Authorize"); /healthz needs none.
+    assert {s["scheme"] for s in spec["components"]["securitySchemes"].values()} == {"bearer"}
+    assert paths["/v1/identify"]["post"]["security"] and "security" not in paths["/healthz"]["get"]
     docs = c.get("/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
     assert "https://" not in docs.text  # no CDN: the page's script and style come from this server

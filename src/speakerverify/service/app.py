@@ -35,6 +35,7 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
@@ -73,14 +74,17 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def api_key(request: Request) -> KeyInfo:
+# Declared as a security scheme so the API page offers "Authorize"; errors stay ours (JSON, 401).
+BEARER = HTTPBearer(auto_error=False, description="An API key from `speakerverify keys create NAME`.")
+
+
+def api_key(request: Request,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> KeyInfo:
     """The caller's key from ``Authorization: Bearer KEY``; 401 when missing or unknown."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
     challenge = {"WWW-Authenticate": "Bearer"}
-    if scheme.lower() != "bearer" or not key.strip():
+    if credentials is None or not credentials.credentials.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'", challenge)
-    info = check_key(request.app.state.store, key.strip())
+    info = check_key(request.app.state.store, credentials.credentials.strip())
     if info is None:
         raise ApiError(401, "invalid API key", challenge)
     return info
