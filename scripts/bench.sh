@@ -8,6 +8,7 @@ if [ -f "$SHARED/peers/setup.sh" ]; then
   bash "$SHARED/peers/setup.sh" || echo "peers environment could not be built; benchmarking our models only"
 fi
 $PY scripts/bench_models.py --shared "$SHARED" --out docs/benchmarks.md
+$PY scripts/bench_identify.py --shared "$SHARED"
 if [ -f scripts/bench_search.py ]; then $PY scripts/bench_search.py; fi
 if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --data "$SHARED/data"; fi
 echo "benchmarks written under docs/"

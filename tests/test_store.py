@@ -5,6 +5,7 @@ These use a stub verifier (tests/stub_verifier.py) so they test storage, not mod
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from speakerverify.errors import AudioError, ModelError, SpeakerVerifyError
+from speakerverify.scoring import Backend
 from speakerverify.store import SpeakerNotFound, SpeakerStore, decode_flac, default_store_path, find_outliers
 from stub_verifier import StubVerifier, tone
 
@@ -237,3 +239,23 @@ def test_identify_sees_changes_made_elsewhere(tmp_path: Path) -> None:
     writer.remove("b")
     who = reader.identify(tone(1500, seed=2))
     assert who["gallery"] == 1 and who["speaker"] == "unknown"
+
+
+def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(tmp_path):
+    # llr = 10 s - 5: Bayes' rule with even odds of "enrolled" accepts the best of N candidates when
+    # its llr >= ln N, i.e. at score (ln N + 5) / 10; a fixed FAR point ignores N.
+    v = StubVerifier()
+    v.backend = Backend({"calibration": {"a": 10.0, "b": -5.0}, "thresholds": {"eer": 0.5, "far": {"0.01": 0.9}}})
+    store = SpeakerStore(tmp_path / "s.db", verifier=v)
+    probe = tone(300, seed=9)
+    thresholds = []
+    for n, freq in enumerate([300, 2000, 900, 4000], start=1):
+        store.enroll(f"s{freq}", [tone(freq, seed=1), tone(freq, seed=2)])
+        r = store.identify(probe, top=n)
+        assert r["gallery"] == n and r["threshold"] == pytest.approx((math.log(n) + 5) / 10)
+        best = r["candidates"][0]
+        assert best["speaker"] == "s300" and best["same_speaker"] == (best["score"] >= r["threshold"])
+        assert [c["same_speaker"] for c in r["candidates"]] == [c["score"] >= r["threshold"] for c in r["candidates"]]
+        thresholds.append(r["threshold"])
+        assert store.identify(probe, far=0.01)["threshold"] == pytest.approx(0.9)
+    assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]

@@ -169,10 +169,12 @@ class Backend:
             raise ValueError("LLR operating points need a calibration in backend.json")
         return self.calibration.score_at(point, durations, n)
 
-    def decide(self, score: float, far: float | None = None, duration_s: float | None = None) -> dict:
+    def decide(self, score: float, far: float | None = None, duration_s: float | None = None,
+               threshold: float | None = None) -> dict:
         """The decision for one score; ``duration_s`` (the shorter recording's length) feeds a
-        duration-aware calibration's llr and probability and LLR operating points."""
-        thr = self.threshold(far, duration_s)
+        duration-aware calibration's llr and probability and LLR operating points. ``threshold``
+        (a score) overrides the operating point."""
+        thr = self.threshold(far, duration_s) if threshold is None else float(threshold)
         out = {"score": float(score), "same_speaker": bool(score >= thr), "threshold": thr}
         if self.calibration is not None:
             out["llr"] = float(self.calibration.llr(score, duration_s))

@@ -29,6 +29,7 @@ they score below the threshold against each other.
 from __future__ import annotations
 
 import io
+import math
 import os
 import sqlite3
 import threading
@@ -543,19 +544,26 @@ class SpeakerStore:
     def identify(self, x: Any, top: int = 5, far: float | None = None) -> dict[str, Any]:
         """Who is speaking in ``x``? Keys: speaker (best candidate passing the threshold, else
         ``"unknown"``), candidates (top ``top`` by score: speaker, score, same_speaker), threshold,
-        model.
+        model, gallery (number of enrolled speakers).
 
-        Open-set identification compares a stranger with every enrolled speaker, so a false accept
-        is N times likelier than in one 1:1 check: without ``far`` it decides at the model's
-        ``IDENTIFY_FAR`` operating point when the model has one (its EER threshold otherwise)."""
+        Open-set identification compares a stranger with every enrolled speaker, so a threshold
+        fit for one 1:1 check lets strangers in N times as often. Without ``far``, a calibrated
+        model decides by Bayes' rule with even odds that the speaker is enrolled at all, spread
+        evenly over the N enrolled: the best candidate is accepted when its LLR is at least
+        ln N (ln 1 = 0 is the 1:1 even-odds point). Uncalibrated models use their ``IDENTIFY_FAR``
+        operating point, else their EER threshold. ``far`` picks a fixed operating point instead."""
         v = self.verifier
         self.check_model(v)
         top = max(1, int(top))
-        if far is None and str(IDENTIFY_FAR) in v.backend.thresholds.get("far", {}):
-            far = IDENTIFY_FAR
         q, duration = self._query(x)
-        threshold = v.backend.threshold(far, duration)
         g = self._gallery_now()
+        cal = v.backend.calibration
+        if far is None and cal is not None:
+            threshold = float(cal.score_at(math.log(max(1, len(g.names))), duration)[0])
+        else:
+            if far is None and str(IDENTIFY_FAR) in v.backend.thresholds.get("far", {}):
+                far = IDENTIFY_FAR
+            threshold = v.backend.threshold(far, duration)
         candidates: list[dict[str, Any]] = []
         if len(g.names):
             _, idx = g.index.search(l2_normalize(q)[None, :], max(top, SHORTLIST))
@@ -563,7 +571,7 @@ class SpeakerStore:
             scores = v.score_embeddings(g.matrix[rows], np.repeat(q[None, :], len(rows), axis=0))
             ranked = sorted(zip(rows, scores, strict=True), key=lambda t: -float(t[1]))[:top]
             for i, s in ranked:
-                d = v.backend.decide(float(s), far, duration)
+                d = v.backend.decide(float(s), far, duration, threshold=threshold)
                 candidates.append({"speaker": g.names[i], **{k: d[k] for k in d if k != "threshold"}})
         best = candidates[0] if candidates and candidates[0]["same_speaker"] else None
         return {"speaker": best["speaker"] if best else "unknown", "candidates": candidates,
