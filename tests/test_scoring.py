@@ -52,6 +52,12 @@ def test_duration_aware_calibration_recovers_llrs_that_depend_on_duration():
     np.testing.assert_allclose(again.llr(probe, 2.0), cal.llr(probe, 2.0))
     # One duration only: nothing to learn from it, a plain fit.
     assert Calibration.fit(s[:2 * n], y[:2 * n], dur[:2 * n]).q_range is None
+    # Where the duration-aware fit would make a higher score mean less evidence at some length,
+    # the plain fit is used instead (score thresholds must stay well defined).
+    flipped = s.copy()
+    flipped[dur == 1.0] = 0.6 - flipped[dur == 1.0]  # at 1 s targets now score lower
+    fallback = Calibration.fit(flipped, y, dur)
+    assert fallback.q_range is None and fallback.a > 0
 
 
 def test_asnorm_matches_its_definition_on_a_known_cohort():

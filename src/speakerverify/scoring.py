@@ -88,6 +88,9 @@ class Calibration:
         b = float(lr.intercept_[0] - math.log(p_target / (1 - p_target)))
         if q_range is None:
             return cls(float(coef[0]), b)
+        slopes = coef[0] + coef[2] * np.log(np.array(q_range))  # linear in q: the ends suffice
+        if np.any(slopes <= 0):  # a higher score must never mean less evidence: fall back to plain
+            return cls.fit(s, y, None, p_target)
         return cls(float(coef[0]), b, float(coef[1]), float(coef[2]), q_range)
 
     def _q(self, durations, n: int) -> np.ndarray:
