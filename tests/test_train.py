@@ -1,6 +1,4 @@
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from ddp_helpers import torchrun_train
 from speakerverify.embedding import load_model
 from speakerverify.train.loop import TrainError, resolve_recipe, run_training
 from speakerverify.train.optim import LrSchedule
@@ -168,13 +167,7 @@ def test_training_on_seed_clips_drives_the_loss_down(tmp_path):
 def test_torchrun_two_processes(tmp_path):
     recipe = tiny_recipe(tmp_path, epochs=2, schedule={"name": "constant"})
     out = tmp_path / "ddp"
-    script = Path(sys.executable).with_name("speakerverify")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), "train", str(recipe), "--out", str(out), "--threads", "1"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    # torchrun's own summary fills the tail of stderr; show the ranks' first words too
-    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-1500:]
+    torchrun_train(recipe, out)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["world_size"] == 2
     digests = meta["rank_weight_digests"]

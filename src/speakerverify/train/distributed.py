@@ -107,6 +107,19 @@ def average_gradients(modules: list[nn.Module], info: DistInfo) -> None:
             p.grad /= info.world_size
 
 
+def average_buffers(modules: list[nn.Module], info: DistInfo) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) across ranks. DDP copies rank
+    0's buffers into every rank before each forward, but each rank's last forward still updates its
+    own copy, so without this the ranks end an epoch with different models."""
+    if not info.active:
+        return
+    for module in modules:
+        for t in module.buffers():
+            if t.is_floating_point():
+                dist.all_reduce(t.data)
+                t.data /= info.world_size
+
+
 def broadcast_parameters(modules: list[nn.Module], info: DistInfo) -> None:
     if not info.active:
         return

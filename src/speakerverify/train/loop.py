@@ -235,6 +235,7 @@ class _Trainer:
                     sums[k] = sums.get(k, 0.0) + float(v)
                 count += 1
                 progress.update(bar, advance=1, loss=sums["loss"] / count)
+        dd.average_buffers(self._modules(), self.info)
         keys = sorted(sums)
         totals = dd.sum_across([sums[k] for k in keys] + [float(count)], self.info, self.device)
         if totals[-1] == 0:
