@@ -259,3 +259,27 @@ def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(tmp_path
         thresholds.append(r["threshold"])
         assert store.identify(probe, far=0.01)["threshold"] == pytest.approx(0.9)
     assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]
+
+
+def test_large_gallery_index_is_updated_in_place(tmp_path, monkeypatch):
+    # With the IVF cut-off lowered, a 25-speaker gallery gets an IVF index; enrolling or removing
+    # one speaker then changes that index in place instead of building (and training) a new one.
+    import speakerverify.search as search
+
+    monkeypatch.setattr(search, "IVF_MIN", 20)
+    store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    freqs = [125 + 250 * k for k in range(27)]  # one stub spectrum bin each
+    for f in freqs[:25]:
+        store.enroll(f"s{f}", [tone(f, seed=1)])
+    assert store.identify(tone(freqs[3], seed=5))["candidates"][0]["speaker"] == f"s{freqs[3]}"
+    first = store._gallery.index
+    assert first.kind == "faiss-ivf"
+    store.enroll(f"s{freqs[25]}", [tone(freqs[25], seed=1)])
+    assert store.identify(tone(freqs[25], seed=5))["candidates"][0]["speaker"] == f"s{freqs[25]}"
+    store.remove(f"s{freqs[3]}")
+    who = store.identify(tone(freqs[3], seed=5), top=30)
+    assert f"s{freqs[3]}" not in [c["speaker"] for c in who["candidates"]] and who["gallery"] == 25
+    assert store._gallery.index is first and len(first) == 25
+    # Another process's store (no shared index) builds its own and agrees.
+    other = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    assert other.identify(tone(freqs[25], seed=6))["candidates"][0]["speaker"] == f"s{freqs[25]}"

@@ -46,6 +46,7 @@ import soundfile as sf
 from speakerverify.audio import SAMPLE_RATE
 from speakerverify.errors import AudioError, DataError, ModelError, SpeakerVerifyError
 from speakerverify.scoring import l2_normalize
+from speakerverify.search import positions_of
 
 if TYPE_CHECKING:
     from speakerverify.search import Index
@@ -206,6 +207,14 @@ class _Gallery:
     matrix: np.ndarray
     index: Index
     rows: dict[int, tuple[str, float, np.ndarray]]  # speaker id -> (name, updated, embedding)
+    ids: np.ndarray  # speaker ids, ascending, one per row of ``matrix``
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Row positions of the top ``k`` (-1 pads). An IVF index is shared with newer galleries
+        (updated in place), so it answers speaker ids and this gallery maps them to its own rows."""
+        if hasattr(self.index, "search_ids"):
+            return positions_of(*self.index.search_ids(query, k), self.ids)[1][0]
+        return self.index.search(query, k)[1][0]
 
 
 def _input_label(x: Any, i: int) -> str:
@@ -538,8 +547,29 @@ class SpeakerStore:
             vectors = [r[2] for r in rows.values()]
             dim = vectors[0].size if vectors else 1
             matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
-            self._gallery = _Gallery(gen, model, names, matrix, build_index(matrix), rows)
+            ids = np.array(list(rows), dtype=np.int64)
+            index = self._updated_index(g if prev else None, rows, fetched, ids)
+            if index is None:
+                index = build_index(matrix, ids=ids)
+            self._gallery = _Gallery(gen, model, names, matrix, index, rows, ids)
             return self._gallery
+
+    @staticmethod
+    def _updated_index(g: _Gallery | None, rows: dict, fetched: dict[int, np.ndarray], ids: np.ndarray) -> Any:
+        """The previous gallery's IVF index changed in place when only a few speakers changed and
+        the gallery is still IVF-sized; None means build afresh."""
+        from speakerverify import search
+
+        if g is None or not isinstance(g.index, search.FaissIVFIndex) or len(ids) < search.IVF_MIN:
+            return None
+        gone = [sid for sid in g.rows if sid not in rows]
+        if len(gone) + len(fetched) > max(1, len(ids) // 10):
+            return None  # many changes: a fresh index fits the new gallery's cells better
+        changed = sorted(fetched)
+        g.index.update(ids, np.array(gone + [sid for sid in changed if sid in g.rows], dtype=np.int64),
+                       np.array(changed, dtype=np.int64),
+                       np.stack([fetched[sid] for sid in changed]) if changed else np.zeros((0, 1), np.float32))
+        return g.index
 
     def identify(self, x: Any, top: int = 5, far: float | None = None) -> dict[str, Any]:
         """Who is speaking in ``x``? Keys: speaker (best candidate passing the threshold, else
@@ -566,8 +596,8 @@ class SpeakerStore:
             threshold = v.backend.threshold(far, duration)
         candidates: list[dict[str, Any]] = []
         if len(g.names):
-            _, idx = g.index.search(l2_normalize(q)[None, :], max(top, SHORTLIST))
-            rows = [int(i) for i in idx[0] if i >= 0]
+            idx = g.search(l2_normalize(q)[None, :], max(top, SHORTLIST))
+            rows = [int(i) for i in idx if i >= 0]
             scores = v.score_embeddings(g.matrix[rows], np.repeat(q[None, :], len(rows), axis=0))
             ranked = sorted(zip(rows, scores, strict=True), key=lambda t: -float(t[1]))[:top]
             for i, s in ranked:
