@@ -515,8 +515,8 @@ class SpeakerStore:
         return {"speaker": check_name(name), **v.backend.decide(score, far, duration), "model": v.model_name}
 
     def _gallery_now(self) -> _Gallery:
-        """The enrolled speakers of this model as a search index, rebuilt when the store changed
-        (any process's write bumps the generation); only new or updated embeddings are read."""
+        """The enrolled speakers of this model as a search index, brought up to date when the store
+        changed (any process's write bumps the generation); only new or updated embeddings are read."""
         gen = self._meta("generation") or "0"
         model = self.verifier.model_ident
         with self._gallery_lock:
