@@ -69,14 +69,14 @@ def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
               durations: np.ndarray | None = None) -> dict:
     rep = metrics.report(scores, labels).as_dict()
     backend = verifier.backend
-    thr = backend.thresholds_for(durations) if backend.thresholds.get("domain") == "llr" else backend.threshold()
+    thr = backend.thresholds_for(durations)
     result = {**rep, "accuracy_at_threshold": round(metrics.accuracy(scores, labels, thr), 4),
               "min_cllr": round(metrics.min_cllr(scores, labels), 4)}
-    if np.ndim(thr):  # duration-aware: the threshold is an LLR; each trial's score threshold follows from it
+    if backend.thresholds.get("domain") == "llr":  # the threshold is an LLR; each trial's score one follows
         result["threshold_llr"] = float(backend.thresholds["eer"])
     else:
-        result["threshold"] = float(thr)
-    cal = verifier.backend.calibration
+        result["threshold"] = float(thr[0])
+    cal = backend.calibration
     if cal is not None:
         result["cllr"] = round(metrics.cllr(cal.llr(scores, durations), labels), 4)
     result["model"] = verifier.model_name

@@ -51,6 +51,13 @@ class ASNorm:
         return 0.5 * ((raw - me) / se + (raw - mt) / st)
 
 
+def _log_duration(durations, q_range: tuple[float, float], n: int) -> np.ndarray:
+    """q = log(duration) clipped to ``q_range``; an unknown duration (None) counts as the longest."""
+    lo, hi = q_range
+    dur = np.full(n, hi) if durations is None else np.broadcast_to(np.asarray(durations, np.float64), (n,))
+    return np.log(np.clip(dur, lo, hi))
+
+
 @dataclass
 class Calibration:
     """Logistic calibration to a log-likelihood ratio (natural log), prior-independent.
@@ -79,7 +86,7 @@ class Calibration:
             q_range = (lo, hi) if hi > 1.5 * lo else None  # one duration: nothing to learn from it
         x = s[:, None]
         if q_range is not None:
-            q = np.log(np.clip(dur, *q_range))
+            q = _log_duration(dur, q_range, len(dur))
             x = np.c_[s, q, s * q]
         # Weight classes so the fit targets p_target, then remove the prior log-odds (BOSARIS style).
         w = np.where(y == 1, p_target / y.sum(), (1 - p_target) / (len(y) - y.sum())) * len(y)
@@ -88,17 +95,13 @@ class Calibration:
         b = float(lr.intercept_[0] - math.log(p_target / (1 - p_target)))
         if q_range is None:
             return cls(float(coef[0]), b)
-        slopes = coef[0] + coef[2] * np.log(np.array(q_range))  # linear in q: the ends suffice
+        slopes = coef[0] + coef[2] * _log_duration(q_range, q_range, 2)  # linear in q: the ends suffice
         if np.any(slopes <= 0):  # a higher score must never mean less evidence: fall back to plain
             return cls.fit(s, y, None, p_target)
         return cls(float(coef[0]), b, float(coef[1]), float(coef[2]), q_range)
 
     def _q(self, durations, n: int) -> np.ndarray:
-        if self.q_range is None:
-            return np.zeros(n)
-        lo, hi = self.q_range
-        dur = np.full(n, hi) if durations is None else np.broadcast_to(np.asarray(durations, np.float64), (n,))
-        return np.log(np.clip(dur, lo, hi))
+        return np.zeros(n) if self.q_range is None else _log_duration(durations, self.q_range, n)
 
     def llr(self, scores, durations=None) -> np.ndarray:
         """LLR of each score; ``durations`` (seconds, the shorter side of each trial) where the
