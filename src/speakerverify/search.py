@@ -162,7 +162,7 @@ def positions_of(scores: np.ndarray, found: np.ndarray, ids: np.ndarray) -> tupl
     """Map row ids that a search found to positions in ``ids`` (ascending); ids not there become -1,
     so a search against an index updated since ``ids`` was taken cannot point at the wrong row."""
     pos = np.searchsorted(ids, found).clip(0, max(0, len(ids) - 1))
-    ok = (found >= 0) & (len(ids) > 0) & (ids[pos] == found) if len(ids) else np.zeros(found.shape, bool)
+    ok = (found >= 0) & (ids[pos] == found) if len(ids) else np.zeros(found.shape, bool)
     return np.where(ok, scores, -np.inf).astype(np.float32), np.where(ok, pos, -1).astype(np.int64)
 
 

@@ -243,14 +243,13 @@ class EmbeddingTask(Task):
         # AS-norm stays only if it lowers the EER of both conditions pooled: one threshold serves
         # every condition in use, and AS-norm can help each condition alone while pulling their
         # score ranges apart (short clips' narrow cohort statistics inflate their scores).
-        pooled_labels = np.concatenate(all_labels)
+        labels = np.concatenate(all_labels)
         raw_pooled = np.concatenate([raw for (_, raw, _) in dev.values()])
-        eers["pooled"] = (100 * metrics.eer(raw_pooled, pooled_labels)[0],
-                          100 * metrics.eer(np.concatenate(all_scores), pooled_labels)[0])
+        scores = np.concatenate(all_scores)
+        eers["pooled"] = (100 * metrics.eer(raw_pooled, labels)[0], 100 * metrics.eer(scores, labels)[0])
         if asn and eers["pooled"][1] >= eers["pooled"][0]:
             use_asnorm, asn = False, None  # AS-norm did not help on dev: keep raw cosine
-            all_scores = [raw for (_, raw, _) in dev.values()]
-        scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
+            scores = raw_pooled
         # Duration-aware: the clean and the short dev conditions span 1-4 s of audio.
         durations = np.concatenate(all_durations)
         cal = Calibration.fit(scores, labels, durations)
