@@ -163,8 +163,6 @@ def trial_scores(system: dict, trials, root: Path, score_fn) -> tuple[np.ndarray
 
 def trial_durations(trials, root: Path) -> np.ndarray:
     """The shorter side of each trial in seconds (what a duration-aware calibration reads)."""
-    import soundfile as sf
-
     seconds: dict[str, float] = {}
     for t in trials:
         for p in (t.enroll, t.test):

@@ -42,10 +42,9 @@ def main() -> None:
     recipe = resolve_recipe(a.recipe, a.overrides)
     members, bundles = [], []
     for run in a.runs:
-        model_dir = run / "model" if (run / "model" / "model.yaml").is_file() else run
-        bundle = load_model(model_dir)
+        bundle = load_model(run)  # a run directory or a model directory
         if bundle.config["frontend"] != recipe["frontend"]:
-            sys.exit(f"error: {model_dir}: front end {bundle.config['frontend']} differs from the recipe's")
+            sys.exit(f"error: {bundle.directory}: front end {bundle.config['frontend']} differs from the recipe's")
         members.append({"arch": bundle.config["arch"], "params": bundle.config.get("params") or {}})
         bundles.append(bundle)
     network = models.build("ensemble", members=members)
