@@ -26,7 +26,7 @@ verifier = Verifier(args.model)  # loads the model once; share it between stores
 
 # 1:1 verification of two recordings (paths, file bytes or 16 kHz float arrays)
 result = verifier.verify(alice[0], bob[0])
-print(f"alice vs bob: same_speaker={result['same_speaker']} score={result['score']:.3f}")
+print(f"alice vs bob: same_speaker={result.same_speaker} score={result.score:.3f}")  # result.to_dict(): the JSON
 
 with tempfile.TemporaryDirectory() as tmp:
     store = SpeakerStore(Path(tmp) / "speakers.db", verifier=verifier)
@@ -39,13 +39,11 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # identify: ranked candidates; "unknown" when nobody passes the model's threshold
     who = store.identify(alice[-1], top=2)
-    print(f"{alice[-1].name} is {who['speaker']}:",
-          ", ".join(f"{c['speaker']} {c['score']:.3f}" for c in who["candidates"]))
+    print(f"{alice[-1].name} is {who.speaker}:", ", ".join(f"{c.speaker} {c.score:.3f}" for c in who.candidates))
 
     # verify against an enrolled speaker
     check = store.verify("bob", bob[-1])
-    print(f"{bob[-1].name} is bob: {check['same_speaker']} (score {check['score']:.3f}, "
-          f"threshold {check['threshold']:.3f})")
+    print(f"{bob[-1].name} is bob: {check.same_speaker} (score {check.score:.3f}, threshold {check.threshold:.3f})")
 
     store.remove("bob")
     print("after removing bob:", [s["name"] for s in store.speakers()])

@@ -59,14 +59,14 @@ def run_corpus(v: Verifier, clips: dict[str, list[Path]], n_enroll: int, folds: 
                         n_stranger_probes += 1
                     else:
                         n_enrolled_probes += 1
-                        top1 += results[None]["candidates"][0]["speaker"] == s
+                        top1 += results[None].candidates[0].speaker == s
                     for far, r in results.items():
                         c = counts[far]
                         if s in strangers:
-                            c["stranger_accepted"] += r["speaker"] != "unknown"
-                        elif r["speaker"] == s:
+                            c["stranger_accepted"] += r.speaker != "unknown"
+                        elif r.speaker == s:
                             c["correct"] += 1
-                        elif r["speaker"] == "unknown":
+                        elif r.speaker == "unknown":
                             c["false_reject"] += 1
                         else:
                             c["misidentified"] += 1

@@ -77,7 +77,7 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(2)
     spec = json.loads(Path(args.job).read_text())
     t0 = time.perf_counter()
-    v = Verifier(spec["model"], backend=spec.get("backend", "torch"), threads=2)
+    v = Verifier(spec["model"], engine=spec.get("engine", "torch"), threads=2)
     load_s = time.perf_counter() - t0
     result: dict = {"load_s": load_s, "name": v.model_name,
                     "params_m": sum(p.numel() for p in v.bundle.network.parameters()) / 1e6}
@@ -105,11 +105,11 @@ def worker(args: argparse.Namespace) -> None:
     Path(spec["out"] + ".json").write_text(json.dumps(result))
 
 
-def run_ours(model: str, files: list[str], speed: dict, tmp: Path, backend: str = "torch") -> dict:
-    tag = Path(model).name + "-" + backend
+def run_ours(model: str, files: list[str], speed: dict, tmp: Path, engine: str = "torch") -> dict:
+    tag = Path(model).name + "-" + engine
     job = tmp / f"job-{tag}.json"
     out = str(tmp / f"emb-{tag}.npz")
-    job.write_text(json.dumps({"model": model, "files": files, "speed": speed, "out": out, "backend": backend}))
+    job.write_text(json.dumps({"model": model, "files": files, "speed": speed, "out": out, "engine": engine}))
     subprocess.run([sys.executable, __file__, "worker", "--job", str(job)], check=True)
     res = json.loads(Path(out + ".json").read_text())
     got = np.load(out)
@@ -210,7 +210,7 @@ def main() -> None:
             res["calibration"] = v.backend.calibration
             res["backend"] = v.backend
             systems[res["name"]] = res
-        onnx = run_ours("default", files[:1], speed, tmp, backend="onnx") if _has_onnx("default") else None
+        onnx = run_ours("default", files[:1], speed, tmp, engine="onnx") if _has_onnx("default") else None
         python = Path(a.peers_venv) / "bin/python"
         if not a.no_peers and python.exists():
             for peer in PEERS:

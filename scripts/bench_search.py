@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from speakerverify.scoring import l2_normalize  # noqa: E402
-from speakerverify.search import IVF_MIN, build_index  # noqa: E402
+from speakerverify.store.index import IVF_MIN, build_index  # noqa: E402
 
 SHORTLIST = 50
 
@@ -155,7 +155,7 @@ def main() -> None:
                      f"{r['index_mb']:.0f} | {r['recall']:.3f} | {r['n']} |")
     lines += [
         "",
-        f"`speakerverify.search.build_index` uses exact numpy search below {IVF_MIN:,} speakers and faiss "
+        f"`speakerverify.store.index.build_index` uses exact numpy search below {IVF_MIN:,} speakers and faiss "
         "`IndexIVFFlat` (sqrt(n) cells, 64 probed) from there. faiss `IndexFlatIP` is exact like numpy, no faster "
         "for single queries on one thread, and holds a second copy of the vectors, so it is not picked by default. "
         "Embedding the query with the model (tens of ms for a 3.5-s clip, see docs/bench-load.md) costs more "

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from speakerverify.data import from_manifest  # noqa: E402
-from speakerverify.keys import create_key  # noqa: E402
 from speakerverify.store import SpeakerStore  # noqa: E402
+from speakerverify.store.keys import create_key  # noqa: E402
 
 
 def free_port() -> int:

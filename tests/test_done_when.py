@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from model_helpers import default_verifier, model_override, pick_speakers
-from speakerverify.keys import create_key
 from speakerverify.store import SpeakerStore
+from speakerverify.store.keys import create_key
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

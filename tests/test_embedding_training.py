@@ -46,7 +46,7 @@ def test_train_export_and_verify(tiny_recipe, tmp_path, test_speaker_clips):
     assert {"calibration", "thresholds"} <= set(backend) and "0.1" in backend["thresholds"]["far"]
     v = Verifier(run)
     a, b = list(test_speaker_clips.values())[0][:2]
-    result = v.verify(a, b)
+    result = v.verify(a, b).to_dict()
     assert set(result) >= {"score", "same_speaker", "threshold", "model", "llr", "probability"}
     assert 0.0 <= result["probability"] <= 1.0 and result["model"] == "tiny"
     assert np.isfinite(result["llr"])

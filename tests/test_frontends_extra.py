@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from speakerverify.features import build_frontend
-from speakerverify.frontends_extra import SpeechBrainFbank, speechbrain_mel_filters
+from speakerverify.features.speechbrain_fbank import SpeechBrainFbank, speechbrain_mel_filters
 
 
 def test_registered_with_build_frontend() -> None:

@@ -1,4 +1,4 @@
-"""ONNX export (CLI `speakerverify export`) and the onnxruntime backend against torch.
+"""ONNX export (CLI `speakerverify export`) and the onnxruntime engine against torch.
 
 One small randomly initialised model per architecture family (exported once per module: export
 takes a while), and the shipped default model when there is one.
@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from speakerverify.cli import app
 from speakerverify.embedding import PRETRAINED, TorchEmbedder, load_model, write_model_dir
+from speakerverify.embedding.onnx_embedder import OnnxEmbedder
+from speakerverify.embedding.onnx_export import export_onnx
 from speakerverify.errors import ModelError
-from speakerverify.onnx_runtime import OnnxEmbedder, export_onnx
 from test_model_padding import SMALL, small_model
 
 pytestmark = pytest.mark.slow
@@ -71,23 +72,30 @@ def test_onnx_matches_torch_and_padding(exported: tuple[Path, dict]) -> None:
     assert np.all(cosines(t_batch, t_single) > 0.99999)  # torch: padded batch == single inputs
     assert np.all(cosines(o_batch, o_single) > 0.99999)  # onnx: padded batch == single inputs
     np.testing.assert_allclose(o_batch, o_single, atol=1e-4, rtol=1e-3)
-    assert onnx_e.backend_name == "onnx" and onnx_e.compute_s > 0
+    assert onnx_e.engine == "onnx" and onnx_e.compute_s > 0
 
 
-def test_cli_embed_with_onnx_backend(exported: tuple[Path, dict], tmp_path: Path) -> None:
+def test_cli_embed_with_onnx_engine(exported: tuple[Path, dict], tmp_path: Path) -> None:
     directory, _ = exported
     files = []
     for i, x in enumerate(waves(1)[:2]):
         files.append(tmp_path / f"clip{i}.wav")
         sf.write(files[-1], x, 16000)
     outs = {}
-    for backend in ("torch", "onnx"):
-        out = tmp_path / f"{backend}.npz"
+    for engine in ("torch", "onnx"):
+        out = tmp_path / f"{engine}.npz"
         result = CliRunner().invoke(app, ["embed", *map(str, files), "--out", str(out), "-m", str(directory),
-                                          "--backend", backend, "--json"])
+                                          "--engine", engine, "--json"])
         assert result.exit_code == 0, result.output
-        outs[backend] = np.load(out)["embeddings"]
+        outs[engine] = np.load(out)["embeddings"]
     assert np.all(cosines(outs["onnx"], outs["torch"]) > 0.9999)
+    # The engine's old option name still works, with a note on stderr.
+    out = tmp_path / "old.npz"
+    result = CliRunner().invoke(app, ["embed", *map(str, files), "--out", str(out), "-m", str(directory),
+                                      "--backend", "onnx", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "--backend is deprecated" in result.stderr and json.loads(result.stdout)["engine"] == "onnx"
+    np.testing.assert_array_equal(np.load(out)["embeddings"], outs["onnx"])
 
 
 def test_stale_or_missing_onnx_is_refused(exported: tuple[Path, dict], tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from speakerverify import metrics
+from speakerverify.errors import OperatingPointError
 from speakerverify.scoring import ASNorm, Backend, Calibration, cosine
 
 
@@ -105,16 +106,16 @@ def test_asnorm_improves_eer_when_speakers_have_offsets():
 def test_backend_decisions_and_operating_points():
     backend = Backend({"calibration": {"a": 10.0, "b": -5.0},
                        "thresholds": {"eer": 0.5, "far": {"0.01": 0.7}}})
-    d = backend.decide(0.6)
+    d = backend.decide(0.6).to_dict()
     assert d["same_speaker"] and d["threshold"] == 0.5
     assert d["llr"] == pytest.approx(1.0) and d["probability"] == pytest.approx(1 / (1 + np.exp(-1.0)))
-    assert not backend.decide(0.6, far=0.01)["same_speaker"]
-    with pytest.raises(ValueError, match="no operating point"):
-        backend.decide(0.6, far=0.05)
-    assert "llr" not in Backend({"thresholds": {"eer": 0.3}}).decide(0.2)
+    assert not backend.decide(0.6, far=0.01).to_dict()["same_speaker"]
+    with pytest.raises(OperatingPointError, match="no operating point"):  # also a ValueError, as before
+        backend.decide(0.6, far=0.05).to_dict()
+    assert "llr" not in Backend({"thresholds": {"eer": 0.3}}).decide(0.2).to_dict()
     aware = Backend({"calibration": {"a": 2.0, "b": -1.0, "c": 0.0, "d": 4.0, "duration_range_s": [1.0, 4.0]},
                      "thresholds": {"eer": 0.5}})
-    short, long_ = aware.decide(0.6, duration_s=1.0), aware.decide(0.6, duration_s=4.0)
+    short, long_ = aware.decide(0.6, duration_s=1.0).to_dict(), aware.decide(0.6, duration_s=4.0).to_dict()
     assert short["same_speaker"] == long_["same_speaker"]  # thresholds are on the score
     assert short["llr"] == pytest.approx(0.2) and long_["llr"] == pytest.approx(0.2 + 2.4 * np.log(4.0))
     # Operating points stored as LLRs: the score threshold follows the trial's length.
@@ -128,5 +129,5 @@ def test_backend_decisions_and_operating_points():
     np.testing.assert_allclose(by_llr.thresholds_for([4.0, 1.0], far=0.01), [at_4s, at_1s])
     for seconds, thr in ((1.0, at_1s), (4.0, at_4s)):
         assert by_llr.calibration.llr(thr, seconds) == pytest.approx(1.0)
-        assert by_llr.decide(thr + 1e-6, 0.01, seconds)["same_speaker"]
-        assert not by_llr.decide(thr - 1e-6, 0.01, seconds)["same_speaker"]
+        assert by_llr.decide(thr + 1e-6, 0.01, seconds).to_dict()["same_speaker"]
+        assert not by_llr.decide(thr - 1e-6, 0.01, seconds).to_dict()["same_speaker"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from speakerverify.scoring import l2_normalize
-from speakerverify.search import IVF_MIN, ExactIndex, FaissFlatIndex, FaissIVFIndex, build_index, positions_of
+from speakerverify.store.index import IVF_MIN, ExactIndex, FaissFlatIndex, FaissIVFIndex, build_index, positions_of
 
 
 def _gallery(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:

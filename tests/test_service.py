@@ -23,9 +23,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from speakerverify.keys import create_key
 from speakerverify.service.app import ServiceConfig, create_app
 from speakerverify.store import SpeakerStore
+from speakerverify.store.keys import create_key
 
 
 def wav_bytes(wave: np.ndarray, rate: int = 16000, fmt: str = "WAV") -> bytes:
@@ -212,7 +212,7 @@ def test_verify_real_clips(real_service: Service, test_speaker_clips: dict[str, 
         return r.json()
 
     same, diff = post(c1[0], c1[-1]), post(c1[0], c2[-1])
-    local = default_verifier().verify(c1[0], c1[-1])
+    local = default_verifier().verify(c1[0], c1[-1]).to_dict()
     assert set(same) == set(local)  # the same keys as `speakerverify verify --json`
     assert same["score"] == pytest.approx(local["score"], abs=1e-4)
     assert same["score"] > diff["score"]

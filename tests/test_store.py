@@ -40,21 +40,21 @@ def test_enroll_list_identify_remove(store: SpeakerStore) -> None:
     assert store.model == "stub@1"
     assert all(s["audio_kept"] and s["clips"] == 2 and not s["stale"] for s in store.speakers())
 
-    who = store.identify(tone(300, seed=9), top=2)
+    who = store.identify(tone(300, seed=9), top=2).to_dict()
     assert who["speaker"] == "low"
     assert [c["speaker"] for c in who["candidates"]] == ["low", "high"]
     assert who["candidates"][0]["score"] > who["candidates"][1]["score"]
-    assert store.identify(tone(5000, seed=9))["speaker"] == "unknown"
+    assert store.identify(tone(5000, seed=9)).to_dict()["speaker"] == "unknown"
 
-    v = store.verify("high", tone(2000, seed=10))
+    v = store.verify("high", tone(2000, seed=10)).to_dict()
     assert set(v) >= {"speaker", "score", "same_speaker", "threshold", "model"}
     assert v["same_speaker"] and v["speaker"] == "high"
-    assert not store.verify("high", tone(300, seed=10))["same_speaker"]
+    assert not store.verify("high", tone(300, seed=10)).to_dict()["same_speaker"]
 
     assert store.remove("low") and not store.remove("low")
     assert [s["name"] for s in store.speakers()] == ["high"]
     with pytest.raises(SpeakerNotFound):
-        store.verify("low", tone(300))
+        store.verify("low", tone(300)).to_dict()
     assert store.check_integrity() == []
 
 
@@ -112,7 +112,7 @@ def test_store_refuses_another_model_and_reembeds(tmp_path: Path) -> None:
     SpeakerStore(path, verifier=StubVerifier("1"), keep_audio=False).enroll("lost", [tone(2500, seed=3)])
 
     new = SpeakerStore(path, verifier=StubVerifier("2", flip=True))
-    for call in (lambda: new.identify(tone(400)), lambda: new.verify("kept", tone(400)),
+    for call in (lambda: new.identify(tone(400)).to_dict(), lambda: new.verify("kept", tone(400)).to_dict(),
                  lambda: new.enroll("x", [tone(400)])):
         with pytest.raises(ModelError, match="stub@1.*stub@2.*reembed"):
             call()
@@ -122,10 +122,10 @@ def test_store_refuses_another_model_and_reembeds(tmp_path: Path) -> None:
     assert new.model == "stub@2"
     rows = {s["name"]: s for s in new.speakers()}
     assert not rows["kept"]["stale"] and rows["lost"]["stale"]
-    assert new.identify(tone(400, seed=5))["speaker"] == "kept"
-    assert new.identify(tone(2500, seed=5))["gallery"] == 1  # the stale speaker is left out
+    assert new.identify(tone(400, seed=5)).to_dict()["speaker"] == "kept"
+    assert new.identify(tone(2500, seed=5)).to_dict()["gallery"] == 1  # the stale speaker is left out
     with pytest.raises(ModelError, match="enroll the speaker again"):
-        new.verify("lost", tone(2500))
+        new.verify("lost", tone(2500)).to_dict()
     # re-enrolling a stale speaker replaces its old clips
     r = new.enroll("lost", [tone(2500, seed=6)])
     assert r.replaced and r.n_clips == 1
@@ -133,13 +133,13 @@ def test_store_refuses_another_model_and_reembeds(tmp_path: Path) -> None:
     assert new.check_integrity() == []
     # the old model is now refused
     with pytest.raises(ModelError):
-        SpeakerStore(path, verifier=StubVerifier("1")).identify(tone(400))
+        SpeakerStore(path, verifier=StubVerifier("1")).identify(tone(400)).to_dict()
 
 
 def test_kept_audio_is_flac_at_16k(store: SpeakerStore) -> None:
     wave = tone(440, seconds=1.5)
     store.enroll("a", [wave])
-    blob = store._conn().execute("SELECT audio FROM clips").fetchone()[0]
+    blob = store.db.connection().execute("SELECT audio FROM clips").fetchone()[0]
     assert blob[:4] == b"fLaC"
     back = decode_flac(blob)
     assert back.shape == wave.shape and np.max(np.abs(back - wave)) < 1e-3
@@ -230,14 +230,14 @@ def test_identify_sees_changes_made_elsewhere(tmp_path: Path) -> None:
     reader = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
     writer = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
     writer.enroll("a", [tone(300, seed=1)])
-    assert reader.identify(tone(300, seed=2))["speaker"] == "a"
+    assert reader.identify(tone(300, seed=2)).to_dict()["speaker"] == "a"
     writer.enroll("b", [tone(1500, seed=1)])
-    assert reader.identify(tone(1500, seed=2))["speaker"] == "b"
+    assert reader.identify(tone(1500, seed=2)).to_dict()["speaker"] == "b"
     writer.enroll("a", [tone(3000, seed=1)], replace=True)  # a's voice changes
-    assert reader.identify(tone(3000, seed=2))["speaker"] == "a"
-    assert reader.identify(tone(300, seed=2))["speaker"] == "unknown"
+    assert reader.identify(tone(3000, seed=2)).to_dict()["speaker"] == "a"
+    assert reader.identify(tone(300, seed=2)).to_dict()["speaker"] == "unknown"
     writer.remove("b")
-    who = reader.identify(tone(1500, seed=2))
+    who = reader.identify(tone(1500, seed=2)).to_dict()
     assert who["gallery"] == 1 and who["speaker"] == "unknown"
 
 
@@ -251,35 +251,35 @@ def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(tmp_path
     thresholds = []
     for n, freq in enumerate([300, 2000, 900, 4000], start=1):
         store.enroll(f"s{freq}", [tone(freq, seed=1), tone(freq, seed=2)])
-        r = store.identify(probe, top=n)
+        r = store.identify(probe, top=n).to_dict()
         assert r["gallery"] == n and r["threshold"] == pytest.approx((math.log(n) + 5) / 10)
         best = r["candidates"][0]
         assert best["speaker"] == "s300" and best["same_speaker"] == (best["score"] >= r["threshold"])
         assert [c["same_speaker"] for c in r["candidates"]] == [c["score"] >= r["threshold"] for c in r["candidates"]]
         thresholds.append(r["threshold"])
-        assert store.identify(probe, far=0.01)["threshold"] == pytest.approx(0.9)
+        assert store.identify(probe, far=0.01).to_dict()["threshold"] == pytest.approx(0.9)
     assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]
 
 
 def test_large_gallery_index_is_updated_in_place(tmp_path, monkeypatch):
     # With the IVF cut-off lowered, a 25-speaker gallery gets an IVF index; enrolling or removing
     # one speaker then changes that index in place instead of building (and training) a new one.
-    import speakerverify.search as search
+    import speakerverify.store.index as search
 
     monkeypatch.setattr(search, "IVF_MIN", 20)
     store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
     freqs = [125 + 250 * k for k in range(27)]  # one stub spectrum bin each
     for f in freqs[:25]:
         store.enroll(f"s{f}", [tone(f, seed=1)])
-    assert store.identify(tone(freqs[3], seed=5))["candidates"][0]["speaker"] == f"s{freqs[3]}"
-    first = store._gallery.index
+    assert store.identify(tone(freqs[3], seed=5)).to_dict()["candidates"][0]["speaker"] == f"s{freqs[3]}"
+    first = store.galleries.current.index
     assert first.kind == "faiss-ivf"
     store.enroll(f"s{freqs[25]}", [tone(freqs[25], seed=1)])
-    assert store.identify(tone(freqs[25], seed=5))["candidates"][0]["speaker"] == f"s{freqs[25]}"
+    assert store.identify(tone(freqs[25], seed=5)).to_dict()["candidates"][0]["speaker"] == f"s{freqs[25]}"
     store.remove(f"s{freqs[3]}")
-    who = store.identify(tone(freqs[3], seed=5), top=30)
+    who = store.identify(tone(freqs[3], seed=5), top=30).to_dict()
     assert f"s{freqs[3]}" not in [c["speaker"] for c in who["candidates"]] and who["gallery"] == 25
-    assert store._gallery.index is first and len(first) == 25
+    assert store.galleries.current.index is first and len(first) == 25
     # Another process's store (no shared index) builds its own and agrees.
     other = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
-    assert other.identify(tone(freqs[25], seed=6))["candidates"][0]["speaker"] == f"s{freqs[25]}"
+    assert other.identify(tone(freqs[25], seed=6)).to_dict()["candidates"][0]["speaker"] == f"s{freqs[25]}"

@@ -24,8 +24,8 @@ import soundfile as sf
 from model_helpers import model_override, pick_speakers
 from speakerverify.embedding import resolve_model_dir
 from speakerverify.errors import ModelError
-from speakerverify.keys import create_key
 from speakerverify.store import SpeakerStore
+from speakerverify.store.keys import create_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

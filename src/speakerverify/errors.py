@@ -1,4 +1,9 @@
-"""User-facing errors: one line, naming the file and the problem, never a traceback."""
+"""User-facing errors: one line, naming the file and the problem, never a traceback.
+
+Every error a user can cause (bad input, a model or store that cannot be used, a recipe typo, an
+operating point the model does not have) is one of these classes. The CLI prints them as one line
+with exit status 2; the service maps each class to its HTTP status (``service.app``).
+"""
 
 
 class SpeakerVerifyError(Exception):
@@ -20,3 +25,25 @@ class DataError(SpeakerVerifyError):
 
 class ModelError(SpeakerVerifyError):
     """A model cannot be found, loaded or used as asked."""
+
+
+class OperatingPointError(SpeakerVerifyError, ValueError):
+    """A decision was asked at an operating point the model's back end does not have (a FAR
+    without a stored point, LLR points without a calibration...). Also a ``ValueError``, as the
+    bare ``ValueError`` it replaces was."""
+
+
+class SpeakerNotFound(SpeakerVerifyError):
+    """No enrolled speaker has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no enrolled speaker named {name!r}")
+
+
+class RecipeError(SpeakerVerifyError):
+    """A recipe is missing, malformed, or asks for something unknown."""
+
+
+class TrainError(SpeakerVerifyError):
+    """Training cannot start or continue (run directory in use, nothing to resume, NaN loss...)."""

@@ -1,9 +1,20 @@
-"""Evaluation: embed files, score trial lists and the seed protocol's fixed pairs."""
+"""Evaluation: embed files, score trial lists and the seed protocol's fixed pairs.
+
+Two scorers, used by the CLI, the benchmark and claims scripts alike:
+
+* trial lists (``label enroll test`` lines): :func:`score_trials` with a verifier, or
+  :func:`score_trial_embeddings` from embeddings computed elsewhere (other processes, peers);
+* the seed protocol (rows of a pickled clip array, fixed ``label i j`` pairs):
+  :func:`score_seed_protocol`.
+
+:func:`summarize` turns scores into the reported metrics at the model's own operating points.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +22,10 @@ from rich.progress import Progress
 
 from speakerverify import metrics
 from speakerverify.audio import SAMPLE_RATE, check_waveform
-from speakerverify.data import from_seed_pickle, read_index_pairs, read_trials
+from speakerverify.data import Trial, from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.verifier import Verifier
+
+ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _progress(enabled: bool) -> Progress:
@@ -33,9 +46,9 @@ def embed_paths(verifier: Verifier, paths: Sequence[Path], progress: bool = Fals
     return np.stack(embs), np.array(durations)
 
 
-def embed_files(files: Sequence[Path], out: Path, model: str | None = None, backend: str = "torch",
+def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engine: str = "torch",
                 progress: bool = False) -> dict:
-    verifier = Verifier(model, backend=backend)
+    verifier = Verifier(model, engine=engine)
     embs, durations = embed_paths(verifier, files, progress)
     audio_s = float(durations.sum())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -43,26 +56,68 @@ def embed_files(files: Sequence[Path], out: Path, model: str | None = None, back
     compute = verifier.embedder.compute_s
     return {"n_files": len(files), "dim": int(embs.shape[1]), "audio_s": round(audio_s, 3),
             "compute_s": round(compute, 4), "rtf": compute / audio_s if audio_s else None,
-            "load_s": round(verifier.load_s, 4), "model": verifier.model_name, "backend": backend,
+            "load_s": round(verifier.load_s, 4), "model": verifier.model_name, "engine": engine,
             "out": str(out)}
+
+
+def trial_files(trials: Sequence[Trial]) -> list[str]:
+    """Every file a trial list names, once, sorted."""
+    return sorted({t.enroll for t in trials} | {t.test for t in trials})
+
+
+def score_trial_embeddings(trials: Sequence[Trial], emb: Mapping[str, np.ndarray], score: ScoreFn,
+                           emb2: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of ``trials`` from embeddings by file (``emb2``: a two-branch model's test
+    side); ``score`` scores row-aligned embedding pairs."""
+    emb2 = emb if emb2 is None else emb2
+    ea = np.stack([emb[t.enroll] for t in trials])
+    eb = np.stack([emb2[t.test] for t in trials])
+    return np.asarray(score(ea, eb)), np.array([t.label for t in trials])
+
+
+def trial_durations(trials: Sequence[Trial], seconds: Mapping[str, float]) -> np.ndarray:
+    """The shorter side of each trial, in seconds (what a duration-aware calibration reads)."""
+    return np.array([min(seconds[t.enroll], seconds[t.test]) for t in trials])
 
 
 def score_trials(verifier: Verifier, trials_path: Path, root: Path, progress: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores, labels and durations (the shorter side of each trial, seconds) of a trial list."""
     trials = read_trials(trials_path)
-    files = sorted({t.enroll for t in trials} | {t.test for t in trials})
-    idx = {f: i for i, f in enumerate(files)}
+    files = trial_files(trials)
     paths = [root / f for f in files]
     emb, dur = embed_paths(verifier, paths, progress)
     # A two-branch (non-shared) model embeds the test side with its second branch.
     emb2 = embed_paths(verifier, paths, progress, second=True)[0] if verifier.bundle.two_branch else emb
-    ea = emb[[idx[t.enroll] for t in trials]]
-    eb = emb2[[idx[t.test] for t in trials]]
-    scores = verifier.score_embeddings(ea, eb)
-    labels = np.array([t.label for t in trials])
-    durations = np.minimum(dur[[idx[t.enroll] for t in trials]], dur[[idx[t.test] for t in trials]])
-    return scores, labels, durations
+    scores, labels = score_trial_embeddings(trials, dict(zip(files, emb, strict=True)), verifier.score_embeddings,
+                                            dict(zip(files, emb2, strict=True)))
+    return scores, labels, trial_durations(trials, dict(zip(files, dur, strict=True)))
+
+
+@dataclass
+class SeedScores:
+    """The seed protocol scored: per pair ``scores``, ``labels``, ``durations`` (shorter side, s);
+    ``embeddings``: every clip's (first-branch) embedding, row by row."""
+
+    scores: np.ndarray
+    labels: np.ndarray
+    durations: np.ndarray
+    embeddings: np.ndarray
+
+
+def score_seed_protocol(verifier: Verifier, pkl: Path, pairs_path: Path, batch_size: int = 32) -> SeedScores:
+    """Embed every row of the pickled clip array (branch 1 for i, branch 2 for j in two-branch
+    models) and score the fixed ``label i j`` pairs. Every row is scored as given, as the notebook
+    did: ``tes.pkl`` has one near-silent clip, which user input validation would refuse."""
+    clips = [check_waveform(u.wave, u.key, verifier.bundle.min_duration_s, reject_silence=False)
+             for u in from_seed_pickle(pkl)]
+    pairs = np.array(read_index_pairs(pairs_path)).reshape(-1, 3)
+    first = verifier.embed_waves(clips, batch_size=batch_size)
+    second = verifier.embed_waves(clips, second=True, batch_size=batch_size) if verifier.bundle.two_branch else first
+    scores = np.asarray(verifier.score_embeddings(first[pairs[:, 1]], second[pairs[:, 2]]), dtype=np.float64)
+    seconds = np.array([len(c) / SAMPLE_RATE for c in clips])
+    durations = np.minimum(seconds[pairs[:, 1]], seconds[pairs[:, 2]])
+    return SeedScores(scores, pairs[:, 0], durations, first)
 
 
 def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
@@ -83,10 +138,10 @@ def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
     return result
 
 
-def evaluate_trials(trials: Path, root: Path, model: str | None = None, backend: str = "torch",
+def evaluate_trials(trials: Path, root: Path, model: str | None = None, engine: str = "torch",
                     det: Path | None = None, scores_out: Path | None = None, progress: bool = False,
                     verifier: Verifier | None = None) -> dict:
-    verifier = verifier or Verifier(model, backend=backend)
+    verifier = verifier or Verifier(model, engine=engine)
     t0 = time.perf_counter()
     scores, labels, durations = score_trials(verifier, trials, root, progress)
     result = summarize(verifier, scores, labels, durations)
@@ -104,20 +159,11 @@ def evaluate_seed_pairs(pkl: Path, pairs_path: Path, model: str | None = None,
                         verifier: Verifier | None = None) -> dict:
     """The seed protocol: rows of a pickled clip array, fixed ``label i j`` pairs."""
     verifier = verifier or Verifier(model)
-    # Every row is scored as given, as the notebook did (tes.pkl has one near-silent clip).
-    clips = [check_waveform(u.wave, u.key, verifier.bundle.min_duration_s, reject_silence=False)
-             for u in from_seed_pickle(pkl)]
-    pairs = read_index_pairs(pairs_path)
-    labels = np.array([p[0] for p in pairs])
-    first = verifier.embed_waves(clips, batch_size=32)
-    second = verifier.embed_waves(clips, second=True, batch_size=32) if verifier.bundle.two_branch else first
-    scores = verifier.score_embeddings(first[[p[1] for p in pairs]], second[[p[2] for p in pairs]])
-    durations = np.array([len(c) / SAMPLE_RATE for c in clips])
-    durations = np.minimum(durations[[p[1] for p in pairs]], durations[[p[2] for p in pairs]])
-    result = summarize(verifier, scores, labels, durations)
+    seed = score_seed_protocol(verifier, pkl, pairs_path)
+    result = summarize(verifier, seed.scores, seed.labels, seed.durations)
     result["pair_accuracy"] = result.pop("accuracy_at_threshold")
     half = verifier.backend.thresholds.get("sigmoid_half")
     if half is not None:
-        result["pair_accuracy_at_0_5"] = round(metrics.accuracy(scores, labels, float(half)), 4)
+        result["pair_accuracy_at_0_5"] = round(metrics.accuracy(seed.scores, seed.labels, float(half)), 4)
     result["n_pairs"] = result["n_trials"]
     return result

@@ -9,14 +9,14 @@ Architecture sizes are read off the checkpoint's tensor shapes; what shapes cann
 segment length) follows the published recipes. Only tensors are read (``weights_only`` loading):
 neither SpeechBrain nor 3D-Speaker is needed.
 
-The optional decision threshold is chosen on a development trial list (never a test list): the
-equal-error point of Gaussians fitted to the target and non-target cosine scores, which stays
-well defined when the list's scores separate perfectly.
+The optional decision threshold is chosen on a development trial list (never a test list) by
+:func:`speakerverify.scoring.fit.fit_backend`: the equal-error point of Gaussians fitted to the
+target and non-target cosine scores, which stays well defined when the list's scores separate
+perfectly.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from speakerverify import models
-from speakerverify.embedding import write_model_dir
+from speakerverify.embedding.model_dir import file_sha256, write_backend, write_model_dir
 from speakerverify.errors import DataError, ModelError
-from speakerverify.onnx_runtime import file_sha256
 
 PEERS_VENV_ENV = "SPEAKERVERIFY_PEERS_VENV"
 DEFAULT_PEERS_VENV = Path.home() / ".cache" / "speakerverify-peers" / "venv"
@@ -193,16 +191,6 @@ def load_checkpoint(kind: str, path: str | Path) -> Imported:
     return imported
 
 
-def gaussian_eer_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Threshold where Gaussians fitted to target and non-target scores miss and false-accept
-    equally often: (mu_t sd_n + mu_n sd_t) / (sd_t + sd_n)."""
-    tar, non = scores[labels == 1], scores[labels == 0]
-    if len(tar) < 2 or len(non) < 2:
-        raise DataError("the threshold trial list needs at least 2 target and 2 non-target trials")
-    mt, st, mn, sn = tar.mean(), tar.std(ddof=1), non.mean(), non.std(ddof=1)
-    return float((mt * sn + mn * st) / (st + sn))
-
-
 def check_dev_trials(trials: Path, root: Path | None) -> None:
     if "test" in trials.name.lower():
         raise DataError(f"{trials}: looks like a test list; choose thresholds on development trials only")
@@ -213,15 +201,19 @@ def check_dev_trials(trials: Path, root: Path | None) -> None:
 
 
 def choose_threshold(model_dir: Path, trials: Path, root: Path) -> dict[str, Any]:
-    """Score a development trial list with the model at ``model_dir``; backend.json content."""
+    """Score a development trial list with the model at ``model_dir``; backend.json content
+    (:func:`~speakerverify.scoring.fit.fit_backend`: the Gaussian equal-error point on the cosine)."""
     from speakerverify import metrics
     from speakerverify.evaluate import score_trials
+    from speakerverify.scoring.fit import DevCondition, fit_backend
     from speakerverify.verifier import Verifier
 
     check_dev_trials(trials, root)
     verifier = Verifier(model_dir)
     scores, labels, _ = score_trials(verifier, trials, root)
-    thr = gaussian_eer_threshold(scores, labels)
+    backend = fit_backend([DevCondition(trials.name, scores, labels)], asnorm=False, calibrate=False, far=(),
+                          eer_rule="gaussian", score=None).backend
+    thr = backend["thresholds"]["eer"]
     dev_eer, _ = metrics.eer(scores, labels)
     return {"thresholds": {"eer": round(thr, 6)},
             "threshold_source": {"trials": trials.name, "method": "gaussian equal-error point, cosine",
@@ -236,18 +228,15 @@ def import_model(kind: str, checkpoint: str | Path, out: str | Path, *, name: st
         check_dev_trials(dev_trials, root)
     imported = load_checkpoint(kind, checkpoint)
     try:
+        # Replaces any back end, cohort or ONNX graph an earlier model left in this folder.
         out = write_model_dir(out, imported.arch, imported.params, imported.frontend, imported.state_dict,
                               name=name or imported.name, version=version, extra={"source": imported.source})
-        for stale in ("backend.json", "cohort.npy", "model.onnx"):  # from an earlier model in this folder
-            (out / stale).unlink(missing_ok=True)
     except OSError as exc:
         raise ModelError(f"{out}: cannot write the model directory ({exc.strerror or type(exc).__name__})") from None
     summary: dict[str, Any] = {"out": str(out), "arch": imported.arch, "params": imported.params,
                                "frontend": imported.frontend["type"]}
     if dev_trials is not None:
         backend = choose_threshold(out, dev_trials, root)
-        tmp = out / "backend.json.tmp"
-        tmp.write_text(json.dumps(backend, indent=2))
-        tmp.replace(out / "backend.json")
+        write_backend(out, backend)
         summary.update(backend)
     return summary

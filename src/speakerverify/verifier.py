@@ -1,33 +1,72 @@
-"""The Python API for 1:1 verification: ``Verifier().verify("a.wav", "b.wav")``."""
+"""The Python API for 1:1 verification: ``Verifier().verify("a.wav", "b.wav")``.
+
+The verifier ties the stages together: audio (read, validate) -> embedding (front end + network,
+on the torch or onnx engine) -> scoring (similarity, AS-norm, calibration) -> a decision at an
+operating point of the model's back end, returned as a :class:`VerifyResult`.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
 from speakerverify.embedding import ModelBundle, load_model, make_embedder
-from speakerverify.scoring import Backend, cosine
+from speakerverify.scoring import Backend, Decision, cosine
 
 AudioInput = str | os.PathLike | np.ndarray | bytes
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A 1:1 decision: ``score`` against ``threshold``; ``llr`` and ``probability`` for calibrated
+    models; ``speaker`` when checked against an enrolled speaker. :meth:`to_dict` gives the JSON of
+    ``speakerverify verify --json`` (and ``verify-speaker``)."""
+
+    score: float
+    same_speaker: bool
+    threshold: float
+    model: str
+    llr: float | None = None
+    probability: float | None = None
+    speaker: str | None = None
+
+    @classmethod
+    def from_decision(cls, d: Decision, model: str, speaker: str | None = None) -> VerifyResult:
+        return cls(d.score, d.same_speaker, d.threshold, model, d.llr, d.probability, speaker)
+
+    @property
+    def decision(self) -> Decision:
+        return Decision(self.score, self.same_speaker, self.threshold, self.llr, self.probability)
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {"speaker": self.speaker} if self.speaker is not None else {}
+        return {**head, **self.decision.to_dict(), "model": self.model}
 
 
 class Verifier:
     """Loads a model once; embeds audio (paths, file bytes or 16 kHz float arrays) and scores pairs."""
 
-    def __init__(self, model: str | Path | None = None, backend: str = "torch",
-                 threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, engine: str = "torch",
+                 threads: int | None = None, *, backend: str | None = None) -> None:
+        """``engine``: the inference engine, ``torch`` or ``onnx`` (``backend=`` is its old,
+        deprecated name; ``self.backend`` is the scoring back end)."""
+        if backend is not None:
+            warnings.warn("Verifier(backend=...) is deprecated: the inference engine is now engine=...",
+                          DeprecationWarning, stacklevel=2)
+            engine = backend
         t0 = time.perf_counter()
         self.bundle: ModelBundle = load_model(model)
-        self.embedder = make_embedder(self.bundle, backend, threads)
-        cohort_file = self.bundle.directory / "cohort.npy"
-        cohort = np.load(cohort_file) if cohort_file.is_file() else None
-        self.backend = Backend(self.bundle.backend, cohort)
+        self.embedder = make_embedder(self.bundle, engine, threads)
+        self.backend = Backend(self.bundle.backend, self.bundle.cohort)
         self.load_s = time.perf_counter() - t0
 
     @property
@@ -72,13 +111,17 @@ class Verifier:
             raw = self.backend.asnorm(ea, eb, raw)
         return raw
 
+    @property
+    def engine(self) -> str:
+        return self.embedder.engine
+
     def verify(self, a: AudioInput, b: AudioInput, far: float | None = None,
-               names: tuple[str | None, str | None] = (None, None)) -> dict:
-        """Same speaker? Returns score, same_speaker, threshold, model (+ llr, probability).
+               names: tuple[str | None, str | None] = (None, None)) -> VerifyResult:
+        """Same speaker? Score, same_speaker, threshold, model (+ llr, probability).
         ``names`` label in-memory inputs in error messages."""
         wa, wb = self.load(a, names[0]), self.load(b, names[1])
         ea = self.embed_waves([wa])[0]
         eb = self.embed_waves([wb], second=self.bundle.two_branch)[0]
         score = float(self.score_embeddings(ea, eb)[0])
         duration = min(len(wa), len(wb)) / SAMPLE_RATE
-        return {**self.backend.decide(score, far, duration), "model": self.model_name}
+        return VerifyResult.from_decision(self.backend.decide(score, far, duration), self.model_name)

@@ -40,14 +40,31 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from speakerverify.errors import AudioError, ModelError, SpeakerVerifyError
-from speakerverify.keys import KeyInfo, check_key
+from speakerverify.errors import (
+    AudioError,
+    DataError,
+    ModelError,
+    OperatingPointError,
+    SpeakerNotFound,
+    SpeakerVerifyError,
+)
 from speakerverify.service.limits import BodySizeLimit
-from speakerverify.store import SpeakerNotFound, SpeakerStore
+from speakerverify.store import SpeakerStore
+from speakerverify.store.keys import KeyInfo, check_key
 
 log = logging.getLogger("speakerverify.service")
 STATIC = Path(__file__).parent / "static"
 T = TypeVar("T")
+
+#: The HTTP status of each user-facing error class (the most specific class that matches wins).
+ERROR_STATUS: dict[type[SpeakerVerifyError], int] = {
+    AudioError: 422,            # an upload cannot be used as audio
+    SpeakerNotFound: 404,
+    ModelError: 409,            # the model in use cannot do what was asked (e.g. another store's model)
+    OperatingPointError: 400,   # a FAR the model has no operating point for
+    DataError: 400,
+    SpeakerVerifyError: 400,
+}
 
 
 @dataclass
@@ -165,25 +182,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
         return error(422, "; ".join(parts) or "invalid request")
 
-    @app.exception_handler(AudioError)
-    async def _audio_error(_: Request, exc: AudioError) -> JSONResponse:
-        return error(422, str(exc))
+    async def _user_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls))
+        return error(status, str(exc))
 
-    @app.exception_handler(SpeakerNotFound)
-    async def _not_found(_: Request, exc: SpeakerNotFound) -> JSONResponse:
-        return error(404, str(exc))
-
-    @app.exception_handler(ModelError)
-    async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
-        return error(409, str(exc))
-
-    @app.exception_handler(SpeakerVerifyError)
-    async def _sv_error(_: Request, exc: SpeakerVerifyError) -> JSONResponse:
-        return error(400, str(exc))
-
-    @app.exception_handler(ValueError)
-    async def _value_error(_: Request, exc: ValueError) -> JSONResponse:
-        return error(400, str(exc))
+    for cls in ERROR_STATUS:
+        app.add_exception_handler(cls, _user_error)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
@@ -234,7 +238,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         la, da = await read_upload(a, "a")
         lb, db = await read_upload(b, "b")
 
-        return await run_model(lambda: verifier.verify(da, db, far, names=(la, lb)))
+        result = await run_model(lambda: verifier.verify(da, db, far, names=(la, lb)))
+        return result.to_dict()
 
     @app.post("/v1/embed", tags=["verification"])
     async def embed(key: User, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
@@ -262,7 +267,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         speaker unless ``replace``."""
         uploads = [await read_upload(f, "files") for f in files]
         result = await run_model(lambda: store.enroll(name, uploads, replace=replace))
-        return result.as_dict()
+        return result.to_dict()
 
     @app.delete("/v1/speakers/{name}", tags=["speakers"])
     async def remove(key: Admin, name: str) -> dict[str, Any]:
@@ -278,7 +283,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         upload = await read_upload(file, "file")
         if not await anyio.to_thread.run_sync(store.__contains__, name):
             raise SpeakerNotFound(name)
-        return await run_model(lambda: store.verify(name, upload, far=far))
+        result = await run_model(lambda: store.verify(name, upload, far=far))
+        return result.to_dict()
 
     @app.post("/v1/identify", tags=["speakers"])
     async def identify(key: User, file: Annotated[UploadFile, File()],
@@ -287,6 +293,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         """Who is speaking? Enrolled speakers ranked by score; ``speaker`` is ``unknown`` when none
         passes the threshold."""
         upload = await read_upload(file, "file")
-        return await run_model(lambda: store.identify(upload, top=top, far=far))
+        result = await run_model(lambda: store.identify(upload, top=top, far=far))
+        return result.to_dict()
 
     return app

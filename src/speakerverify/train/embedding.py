@@ -3,7 +3,7 @@
 Objectives (recipe ``loss``): a classification head (``softmax`` or ``aam`` with margin warm-up)
 over training speakers (speed-perturbed copies count as new speakers), and/or distillation toward
 precomputed teacher embeddings (``scripts/make_teacher_targets.py``). Augmentation on the fly
-(``speakerverify.augment``). Model choice on the dev split only (``select.metric: val_mean_eer``):
+(``speakerverify.train.augment``). Model choice on the dev split only (``select.metric: val_mean_eer``):
 EER on the dev trial list, clean and as short telephone-band crops. Export fits the back end on
 dev: AS-norm cohort (training speakers), logistic calibration, thresholds at the EER point and
 at fixed false-accept rates.
@@ -23,7 +23,7 @@ Recipe keys::
     model: {arch: fastnet, params: {...}}
     loss: {head: aam, margin: 0.2, scale: 30, warmup_epochs: 3, head_weight: 1.0,
            distill_weight: 4.0, distill_kind: cosine}
-    augment: {p_noise: 0.4, ...}          # speakerverify.augment.AugmentConfig fields
+    augment: {p_noise: 0.4, ...}          # speakerverify.train.augment.AugmentConfig fields
     export: {name: default, version: "1", far: [0.01, 0.001], short_dev_s: 1.0}
 """
 
@@ -40,12 +40,13 @@ import torch
 from torch import nn
 
 from speakerverify import metrics, models
-from speakerverify.augment import AugmentConfig, WaveAugmenter, spec_augment, telephone
 from speakerverify.data import Utterance, from_manifest, manifest_hash, read_trials
 from speakerverify.embedding import write_model_dir
 from speakerverify.features import build_frontend
-from speakerverify.losses import build_head, distillation, margin_at
-from speakerverify.scoring import ASNorm, Calibration, cosine, l2_normalize
+from speakerverify.scoring import cosine, l2_normalize
+from speakerverify.scoring.fit import DevCondition, fit_backend
+from speakerverify.train.augment import AugmentConfig, WaveAugmenter, spec_augment, telephone
+from speakerverify.train.losses import build_head, distillation, margin_at
 from speakerverify.train.task import Task, register_task
 
 
@@ -98,6 +99,17 @@ class TrainSet:
 
 @register_task("embedding")
 class EmbeddingTask(Task):
+    sections = {
+        "data": {"manifest", "teacher", "teacher_root", "dev_trials", "dev_root", "crop_s", "batches_per_epoch",
+                 "max_speakers", "subset_seed"},
+        "frontend": None,
+        "model": {"arch", "params"},
+        "loss": {"head", "margin", "scale", "warmup_epochs", "head_weight", "distill_weight", "distill_kind"},
+        "augment": {f.name for f in fields(AugmentConfig)},
+        "export": {"name", "version", "far", "short_dev_s", "asnorm", "top_k", "min_duration_s"},
+    }
+    keys = {"batch_size"}
+
     def __init__(self, recipe: dict, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(recipe, device, rank, world_size)
         self.seed = int(recipe.get("seed", 0))
@@ -229,55 +241,19 @@ class EmbeddingTask(Task):
         arch, params = arch or self.arch, self.params if params is None else params
         dev = self._dev_scores(model)
         d = self._dev_data()
-        cohort = self._cohort(model)
-        use_asnorm = bool(exp.get("asnorm", True))
-        asn = ASNorm(cohort, int(exp.get("top_k", 50))) if use_asnorm else None
-        all_scores, all_labels, all_durations, eers = [], [], [], {}
+        conditions = []
         for cond, (emb, raw, labels) in dev.items():
-            s = asn(emb[d["ia"]], emb[d["ib"]], raw) if asn else raw
-            all_scores.append(s)
-            all_labels.append(labels)
             seconds = np.array([len(w) / 16000 for w in d[cond]])
-            all_durations.append(np.minimum(seconds[d["ia"]], seconds[d["ib"]]))
-            eers[cond] = (100 * metrics.eer(raw, labels)[0], 100 * metrics.eer(s, labels)[0])
-        # AS-norm stays only if it lowers the EER of both conditions pooled: one threshold serves
-        # every condition in use, and AS-norm can help each condition alone while pulling their
-        # score ranges apart (short clips' narrow cohort statistics inflate their scores).
-        labels = np.concatenate(all_labels)
-        raw_pooled = np.concatenate([raw for (_, raw, _) in dev.values()])
-        scores = np.concatenate(all_scores)
-        eers["pooled"] = (100 * metrics.eer(raw_pooled, labels)[0], 100 * metrics.eer(scores, labels)[0])
-        if asn and eers["pooled"][1] >= eers["pooled"][0]:
-            use_asnorm, asn = False, None  # AS-norm did not help on dev: keep raw cosine
-            scores = raw_pooled
-        # Duration-aware: the clean and the short dev conditions span 1-4 s of audio.
-        durations = np.concatenate(all_durations)
-        cal = Calibration.fit(scores, labels, durations)
-        # Operating points on the duration-aware LLR where there is one (the score threshold then
-        # follows the trial's length, and each dev condition sits near its own equal-error point),
-        # else on the score.
-        points_on = cal.llr(scores, durations) if cal.q_range is not None else scores
-        thresholds = {"eer": metrics.eer(points_on, labels)[1],
-                      "far": {str(f): metrics.threshold_at_far(points_on, labels, float(f))
-                              for f in exp.get("far", [0.01, 0.001])}}
-        if cal.q_range is not None:
-            thresholds["domain"] = "llr"
-        backend = {
-            "score": "cosine",
-            "calibration": cal.as_dict(),
-            "thresholds": thresholds,
-            "fitted_on": str(self.data_cfg["dev_trials"]) + " (clean + short telephone-band crops)",
-            "dev_eer_percent": {k: {"raw": round(v[0], 3), "asnorm": round(v[1], 3)} for k, v in eers.items()},
-        }
-        if use_asnorm:
-            backend["asnorm"] = {"top_k": int(exp.get("top_k", 50))}
+            conditions.append(DevCondition(cond, raw, labels, np.minimum(seconds[d["ia"]], seconds[d["ib"]]),
+                                           emb[d["ia"]], emb[d["ib"]]))
+        cohort = self._cohort(model)
+        fitted = fit_backend(conditions, cohort, asnorm=bool(exp.get("asnorm", True)), top_k=int(exp.get("top_k", 50)),
+                             far=exp.get("far", [0.01, 0.001]),
+                             fitted_on=str(self.data_cfg["dev_trials"]) + " (clean + short telephone-band crops)")
         write_model_dir(out_dir, arch, params, self.frontend_cfg, model.state_dict(),
                         name=exp.get("name", arch), version=str(exp.get("version", "1")),
-                        min_duration_s=float(exp.get("min_duration_s", 0.1)), backend=backend)
-        if use_asnorm:
-            np.save(out_dir / "cohort.npy", cohort.astype(np.float16))
-        else:
-            (out_dir / "cohort.npy").unlink(missing_ok=True)
+                        min_duration_s=float(exp.get("min_duration_s", 0.1)), backend=fitted.backend,
+                        cohort=cohort if fitted.keep_cohort else None)
 
     def _cohort(self, model: nn.Module) -> np.ndarray:
         """One mean embedding per training speaker (unperturbed clips), the AS-norm cohort."""

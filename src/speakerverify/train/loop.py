@@ -39,19 +39,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from speakerverify.errors import SpeakerVerifyError
+from speakerverify.errors import RecipeError, TrainError
 from speakerverify.train import checkpoint as ckpt
 from speakerverify.train import distributed as dd
-from speakerverify.train.optim import OPTIM_DEFAULTS, SCHEDULE_DEFAULTS, LrSchedule, build_optimizer
-from speakerverify.train.recipe import RecipeError, check_keys, dump_recipe, get, load_recipe
+from speakerverify.train.optim import (
+    OPTIM_DEFAULTS,
+    OPTIM_KEYS,
+    SCHEDULE_DEFAULTS,
+    SCHEDULE_KEYS,
+    LrSchedule,
+    build_optimizer,
+)
+from speakerverify.train.recipe import check_keys, dump_recipe, get, load_recipe
 from speakerverify.train.task import Task, get_task
 
 SELECT_DEFAULTS: dict[str, Any] = {"metric": None, "mode": "min", "patience": None}
 EpochCallback = Callable[[int, dict[str, Any]], None]
-
-
-class TrainError(SpeakerVerifyError):
-    """Training cannot start or continue (run directory in use, nothing to resume, NaN loss...)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class RunPaths:
 
 
 def resolve_recipe(recipe_path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Load a recipe, apply overrides, fill in the framework's defaults and check its settings."""
+    """Load a recipe, apply overrides, fill in the framework's defaults and check its settings
+    (every key, the task's sections included: :meth:`~speakerverify.train.task.Task.check_recipe`)."""
     recipe = load_recipe(recipe_path, overrides)
     get(recipe, "task", kind=str)
     epochs = get(recipe, "epochs", kind=int)
@@ -97,10 +101,13 @@ def resolve_recipe(recipe_path: str | Path, overrides: Iterable[str] = ()) -> di
         section = get(recipe, key, {}, kind=dict) or {}
         recipe[key] = {**defaults, **section}
     check_keys(recipe["select"], "select", SELECT_DEFAULTS)
+    check_keys(recipe["optim"], "optim", OPTIM_KEYS)
+    check_keys(recipe["schedule"], "schedule", SCHEDULE_KEYS)
     if recipe["select"]["mode"] not in ("min", "max"):
         raise RecipeError(f"recipe: select.mode must be min or max, got {recipe['select']['mode']!r}")
     get(recipe, "select.patience", kind=int)
     get(recipe, "optim.grad_clip", kind=float)
+    get_task(recipe["task"]).check_recipe(recipe)
     return recipe
 
 

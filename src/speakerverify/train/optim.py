@@ -19,12 +19,12 @@ from speakerverify.train.recipe import RecipeError, check_keys
 OPTIM_DEFAULTS: dict[str, Any] = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "grad_clip": None}
 SCHEDULE_DEFAULTS: dict[str, Any] = {"name": "constant", "warmup_epochs": 0}
 
-_OPTIM_KEYS = {"name", "lr", "weight_decay", "grad_clip", "betas", "eps", "momentum", "nesterov"}
-_SCHEDULE_KEYS = {"name", "warmup_epochs", "min_lr", "step_epochs", "gamma"}
+OPTIM_KEYS = {"name", "lr", "weight_decay", "grad_clip", "betas", "eps", "momentum", "nesterov"}
+SCHEDULE_KEYS = {"name", "warmup_epochs", "min_lr", "step_epochs", "gamma"}
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    check_keys(cfg, "optim", _OPTIM_KEYS)
+    check_keys(cfg, "optim", OPTIM_KEYS)
     name = cfg.get("name", "adam")
     lr = _positive(cfg.get("lr", 1e-3), "optim.lr")
     wd = float(cfg.get("weight_decay") or 0.0)
@@ -57,7 +57,7 @@ class LrSchedule:
     """Learning rate as a function of the fractional epoch."""
 
     def __init__(self, cfg: dict[str, Any], base_lr: float, epochs: int) -> None:
-        check_keys(cfg, "schedule", _SCHEDULE_KEYS)
+        check_keys(cfg, "schedule", SCHEDULE_KEYS)
         self.name = cfg.get("name", "constant")
         if self.name not in ("constant", "cosine", "step"):
             raise RecipeError(f"recipe: schedule.name must be constant, cosine or step, got {self.name!r}")

@@ -36,7 +36,8 @@ from speakerverify import data, metrics, models
 from speakerverify.audio import load_audio
 from speakerverify.embedding import write_model_dir
 from speakerverify.features import build_frontend
-from speakerverify.train.recipe import RecipeError, check_keys, get, require
+from speakerverify.scoring.fit import DevCondition, fit_backend
+from speakerverify.train.recipe import RecipeError, get, require
 from speakerverify.train.task import Task, register_task
 
 _DATA_KEYS = {"train", "splits", "val_speakers", "limit_speakers", "split_seed"}
@@ -123,6 +124,10 @@ class _Batches:
 
 @register_task("pairs")
 class PairsTask(Task):
+    sections = {"model": {"arch", "params"}, "frontend": None, "data": _DATA_KEYS, "pairs": {"resample"},
+                "export": {"name", "min_duration_s"}}
+    keys = {"batch_size"}
+
     def __init__(self, recipe: dict, device: torch.device, rank: int, world_size: int) -> None:
         super().__init__(recipe, device, rank, world_size)
         self.seed = int(get(recipe, "seed", 0, kind=int))
@@ -160,8 +165,7 @@ class PairsTask(Task):
         return net
 
     def _load_data(self) -> tuple[list[data.Utterance], list[data.Utterance], list[data.Utterance]]:
-        section = get(self.recipe, "data", kind=dict)
-        check_keys(section, "data", _DATA_KEYS)
+        get(self.recipe, "data", kind=dict)
         spec = require(self.recipe, "data.train", kind=str)
         if Path(spec).name == "tes.pkl":
             raise RecipeError(f"recipe: data.train {spec} is the seed protocol's test set; train on trs.pkl")
@@ -239,17 +243,20 @@ class PairsTask(Task):
     def export(self, model: nn.Module, out_dir: Path, metrics_row: dict) -> None:
         labels = self.val_pairs[:, 2]
         val_scores = self.pair_scores(model, self.val_bank, self.val_pairs)
-        eer, threshold = metrics.eer(val_scores, labels)
+        # The model's own sigmoid score: no calibration, thresholds on the score.
+        backend = fit_backend([DevCondition("validation", val_scores, labels)], asnorm=False, calibrate=False,
+                              far=(), score=None).backend
+        threshold = backend["thresholds"]["eer"]
+        backend["thresholds"]["sigmoid_half"] = 0.5
+        eer = metrics.eer(val_scores, labels)[0]
         train_scores = self.pair_scores(model, self.train_bank, self.fixed_pairs)
         train_labels = self.fixed_pairs[:, 2]
         net = model.net
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         digest = hashlib.sha256(b"".join(v.contiguous().numpy().tobytes() for v in state.values()))
-        backend = {"thresholds": {"eer": threshold, "sigmoid_half": 0.5},
-                   "validation": {"pairs": len(labels), "speakers": self.n_val_speakers,
-                                  "eer_percent": 100 * eer,
-                                  "accuracy_at_eer_threshold": metrics.accuracy(val_scores, labels, threshold),
-                                  "accuracy_at_half": metrics.accuracy(val_scores, labels, 0.5)}}
+        backend["validation"] = {"pairs": len(labels), "speakers": self.n_val_speakers, "eer_percent": 100 * eer,
+                                 "accuracy_at_eer_threshold": metrics.accuracy(val_scores, labels, threshold),
+                                 "accuracy_at_half": metrics.accuracy(val_scores, labels, 0.5)}
         training = {"task": "pairs", "seed": self.seed, "epoch": metrics_row.get("epoch"),
                     "train_pairs": len(train_labels), "train_speakers": len(self.train_groups),
                     "train_pair_accuracy": metrics.accuracy(train_scores, train_labels, 0.5),

@@ -23,13 +23,9 @@ from typing import Any
 
 import yaml
 
-from speakerverify.errors import SpeakerVerifyError
+from speakerverify.errors import RecipeError
 
 _MISSING = object()
-
-
-class RecipeError(SpeakerVerifyError):
-    """A recipe is missing, malformed, or asks for something unknown."""
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:

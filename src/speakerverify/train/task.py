@@ -14,7 +14,13 @@ A task is a class registered by name (``@register_task("pairs")``); a recipe pic
         def loss(self, batch, model: nn.Module) -> tuple[torch.Tensor, dict[str, float]]  # model may be DDP-wrapped
         def validate(self, model: nn.Module) -> dict[str, float]  # rank 0 only; validation speakers never test
         def export(self, model: nn.Module, out_dir: Path, metrics: dict) -> None  # writes a model dir via
-            # embedding.write_model_dir (+ backend.json with thresholds chosen on validation)
+            # embedding.write_model_dir (+ backend.json from scoring.fit.fit_backend on validation)
+        sections: dict[str, set[str] | None]  # recipe sections the task reads -> their keys (None: any)
+        keys: set[str]                        # the task's top-level recipe keys besides its sections
+
+Recipes are validated before anything is built (:meth:`Task.check_recipe`, called by
+``train.loop.resolve_recipe``): a key that neither the framework nor the task knows, at the top
+or inside a section, is one :class:`~speakerverify.errors.RecipeError` naming it.
 
 What the loop (:mod:`speakerverify.train.loop`) guarantees a task:
 
@@ -44,13 +50,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from speakerverify.train.recipe import RecipeError
+from speakerverify.train.recipe import RecipeError, check_keys, get
+
+#: Top-level recipe keys the framework (train.loop) reads, whatever the task.
+FRAMEWORK_KEYS = {"task", "seed", "epochs", "optim", "schedule", "select", "device"}
 
 
 class Task:
     """Base class documenting the interface; subclasses override what they need."""
 
     model: nn.Module
+    #: Recipe sections this task reads, with the keys each may hold (None: free-form, e.g. front-end params).
+    sections: dict[str, set[str] | None] = {}
+    #: Top-level recipe keys the task reads besides its sections.
+    keys: set[str] = set()
+
+    @classmethod
+    def check_recipe(cls, recipe: dict[str, Any]) -> None:
+        """Refuse keys this task and the framework do not know (typos such as ``export.asnrom``)."""
+        check_keys(recipe, "the recipe's top level", FRAMEWORK_KEYS | set(cls.sections) | cls.keys)
+        for name, allowed in cls.sections.items():
+            section = get(recipe, name, {}, kind=dict) or {}
+            if allowed is not None:
+                check_keys(section, name, allowed)
 
     def __init__(self, recipe: dict, device: torch.device, rank: int, world_size: int) -> None:
         self.recipe = recipe

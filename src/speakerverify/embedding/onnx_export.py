@@ -1,18 +1,13 @@
-"""ONNX: export a model directory (front end + network) and run it with onnxruntime.
+"""ONNX export: a model directory's front end + network as one graph for onnxruntime.
 
-The exported graph takes ``wave`` (B, N) float32 16 kHz samples, zero-padded, and ``lengths`` (B,)
-int64 valid samples per row, with dynamic B and N; it returns ``embedding`` (B, D) and, for
-two-branch models, ``embedding_second``. Front ends and networks honour ``lengths``, so a padded
-batch gives the rows of single inputs, as in torch.
-
-The file records the SHA-256 of the ``model.pt`` it was exported from; :class:`OnnxEmbedder`
-refuses a ``model.onnx`` that no longer matches its model directory.
+``export_onnx`` writes the graph :class:`~speakerverify.embedding.onnx_embedder.OnnxEmbedder` runs
+(inputs, outputs and metadata are described there) and, with ``check``, compares onnxruntime with
+torch on padded batches; a graph that disagrees is not written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import time
@@ -24,27 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from speakerverify.embedding import ModelBundle, pad_batch
+from speakerverify.embedding.model_dir import ModelBundle, file_sha256
+from speakerverify.embedding.onnx_embedder import (
+    INPUTS,
+    META_IDENT,
+    META_MIN_SAMPLES,
+    META_SHA,
+    MIN_SAMPLES,
+    OnnxEmbedder,
+    output_names,
+)
+from speakerverify.embedding.torch_embedder import TorchEmbedder
 from speakerverify.errors import ModelError
 
-INPUTS = ("wave", "lengths")
 #: ``export`` refuses a graph whose embeddings differ from torch's by more than this.
 CHECK_MIN_COSINE = 0.999
-META_SHA = "speakerverify.model_pt_sha256"
-META_IDENT = "speakerverify.ident"
-META_MIN_SAMPLES = "speakerverify.min_samples"
-#: Shortest padded batch width any graph is exported for (one 25 ms frame). The exporter may
-#: assume a longer one (recorded in the file); :class:`OnnxEmbedder` zero-pads shorter batches up
-#: to it, which ``lengths`` makes harmless.
-MIN_SAMPLES = 400
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ExportGraph(nn.Module):
@@ -62,10 +51,6 @@ class ExportGraph(nn.Module):
         if self.two_branch:
             return emb, self.network.forward_second(feats, num_frames)
         return emb
-
-
-def output_names(bundle: ModelBundle) -> list[str]:
-    return ["embedding", "embedding_second"] if bundle.two_branch else ["embedding"]
 
 
 def export_onnx(bundle: ModelBundle, out: str | Path, opset: int | None = None, check: bool = True) -> dict[str, Any]:
@@ -96,7 +81,7 @@ def export_onnx(bundle: ModelBundle, out: str | Path, opset: int | None = None, 
     proto = program.model_proto
     _rename_dims(proto, {str(batch_sym): "batch", str(samples_sym): "samples"})
     meta = {META_IDENT: bundle.ident, META_MIN_SAMPLES: str(min_samples)}
-    pt = bundle.directory / "model.pt"
+    pt = bundle.weights_path
     if pt.is_file():
         meta[META_SHA] = file_sha256(pt)
     for key, value in meta.items():
@@ -154,8 +139,6 @@ def _quiet():
 
 def compare_with_torch(bundle: ModelBundle, onnx_path: Path, seed: int = 1) -> dict[str, float]:
     """Embed random-noise 'utterances' both ways; the worst cosine and absolute difference."""
-    from speakerverify.embedding import TorchEmbedder
-
     rng = np.random.default_rng(seed)
     waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 1600, 30000)]
     torch_emb, onnx_emb = TorchEmbedder(bundle), OnnxEmbedder(bundle, threads=None, path=onnx_path)
@@ -166,50 +149,3 @@ def compare_with_torch(bundle: ModelBundle, onnx_path: Path, seed: int = 1) -> d
                           onnx_emb.embed_batch(waves[1:2])])
     cos = np.sum(ref * got, -1) / (np.linalg.norm(ref, axis=-1) * np.linalg.norm(got, axis=-1))
     return {"check_min_cosine": float(cos.min()), "check_max_abs_diff": float(np.abs(ref - got).max())}
-
-
-class OnnxEmbedder:
-    """Embeds waveforms with onnxruntime; same interface as :class:`speakerverify.embedding.TorchEmbedder`."""
-
-    backend_name = "onnx"
-
-    def __init__(self, bundle: ModelBundle, threads: int | None = None, path: str | Path | None = None) -> None:
-        import onnxruntime as ort
-
-        self.bundle = bundle
-        self.path = Path(path) if path is not None else bundle.directory / "model.onnx"
-        if not self.path.is_file():
-            raise ModelError(f"{bundle.directory}: no model.onnx; create it with "
-                             f"`speakerverify export {bundle.directory} --onnx {self.path}`")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or 0)  # 0: onnxruntime's default
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types
-            raise ModelError(f"{self.path}: cannot load ONNX model ({type(exc).__name__})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self._check_matches_model(meta)
-        self.min_samples = int(meta.get(META_MIN_SAMPLES, MIN_SAMPLES))
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self.compute_s = 0.0
-
-    def _check_matches_model(self, meta: dict[str, str]) -> None:
-        sha = meta.get(META_SHA)
-        pt = self.bundle.directory / "model.pt"
-        if sha and pt.is_file() and file_sha256(pt) != sha:
-            raise ModelError(f"{self.path}: exported from a different model.pt than {pt}; export it again")
-
-    def embed_batch(self, waves: list[np.ndarray], second: bool = False) -> np.ndarray:
-        name = "embedding_second" if second else "embedding"
-        if name not in self.outputs:
-            raise ModelError(f"{self.path}: has no {name} output")
-        batch, lengths = pad_batch(waves)
-        wave = batch.numpy()
-        if wave.shape[1] < self.min_samples:
-            wave = np.pad(wave, ((0, 0), (0, self.min_samples - wave.shape[1])))
-        t0 = time.perf_counter()
-        (emb,) = self.session.run([name], {"wave": wave, "lengths": lengths.numpy().astype(np.int64)})
-        self.compute_s += time.perf_counter() - t0
-        return np.asarray(emb, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Embedding: a model directory (front end + network + back-end settings) turned into vectors.
+"""The model-directory format, in one place: resolve, load and write a model directory.
 
 A model directory holds:
 
@@ -6,16 +6,20 @@ A model directory holds:
   ``min_duration_s``, ``name``, ``version``;
 * ``model.pt`` -- the network's ``state_dict``;
 * ``backend.json`` (optional) -- scoring, calibration and thresholds (see :mod:`speakerverify.scoring`);
-* ``model.onnx`` (optional) -- the same network exported for onnxruntime.
+* ``cohort.npy`` (optional) -- AS-norm cohort embeddings (float16), when ``backend.json`` uses AS-norm;
+* ``model.onnx`` (optional) -- the same network exported for onnxruntime, stamped with the SHA-256
+  of the ``model.pt`` it came from.
 
 ``--model`` accepts a shipped model's name (a folder of ``speakerverify/pretrained``), a model
-directory, or a training run directory (its ``model/`` sub-folder).
+directory, or a training run directory (its ``model/`` sub-folder). Writing a model directory
+replaces what an earlier model left in the folder: a ``backend.json``, ``cohort.npy`` or
+``model.onnx`` that does not belong to the new weights is removed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,33 +32,43 @@ from speakerverify import models
 from speakerverify.errors import ModelError
 from speakerverify.features import build_frontend
 
-PRETRAINED = Path(__file__).parent / "pretrained"
+PRETRAINED = Path(__file__).parent.parent / "pretrained"
 DEFAULT_MODEL = "default"
+CONFIG, WEIGHTS, BACKEND, COHORT, ONNX = "model.yaml", "model.pt", "backend.json", "cohort.npy", "model.onnx"
 
 
 def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
     spec = str(name_or_dir or DEFAULT_MODEL)
     candidates = [Path(spec), Path(spec) / "model", PRETRAINED / spec]
     for c in candidates:
-        if (c / "model.yaml").is_file():
+        if (c / CONFIG).is_file():
             return c
     shipped = ", ".join(shipped_models()) or "none"
     raise ModelError(f"{spec}: not a model directory, run directory or shipped model (shipped: {shipped})")
 
 
 def shipped_models() -> list[str]:
-    return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.yaml").is_file()) if PRETRAINED.is_dir() else []
+    return sorted(p.name for p in PRETRAINED.iterdir() if (p / CONFIG).is_file()) if PRETRAINED.is_dir() else []
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @dataclass
 class ModelBundle:
-    """A loaded model: config, front end, network, back-end settings."""
+    """A loaded model: config, front end, network, back-end settings (and AS-norm cohort)."""
 
     directory: Path
     config: dict[str, Any]
     frontend: torch.nn.Module
     network: torch.nn.Module
     backend: dict[str, Any] = field(default_factory=dict)
+    cohort: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -77,22 +91,45 @@ class ModelBundle:
     def two_branch(self) -> bool:
         return hasattr(self.network, "forward_second")
 
+    @property
+    def weights_path(self) -> Path:
+        return self.directory / WEIGHTS
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.directory / ONNX
+
 
 def write_model_dir(out: str | Path, arch: str, params: dict, frontend: dict, state_dict: dict,
                     *, name: str, version: str = "1", min_duration_s: float = 0.1,
-                    backend: dict | None = None, extra: dict | None = None) -> Path:
-    """Write a model directory atomically enough for our use (files written then renamed)."""
+                    backend: dict | None = None, cohort: np.ndarray | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a model directory (each file written then renamed); files of an earlier model in
+    ``out`` that these weights do not go with (back end, cohort, ONNX graph) are removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = {"name": name, "version": version, "arch": arch, "params": params, "frontend": frontend,
               "min_duration_s": min_duration_s, **(extra or {})}
-    _atomic_write(out / "model.yaml", yaml.safe_dump(config, sort_keys=False).encode())
-    tmp = out / "model.pt.tmp"
+    _atomic_write(out / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
+    tmp = out / (WEIGHTS + ".tmp")
     torch.save(state_dict, tmp)
-    tmp.replace(out / "model.pt")
-    if backend is not None:
-        _atomic_write(out / "backend.json", json.dumps(backend, indent=2).encode())
+    tmp.replace(out / WEIGHTS)
+    (out / ONNX).unlink(missing_ok=True)
+    write_backend(out, backend, cohort)
     return out
+
+
+def write_backend(directory: str | Path, backend: dict | None, cohort: np.ndarray | None = None) -> None:
+    """Write (or, for None, remove) ``backend.json`` and ``cohort.npy`` (stored as float16)."""
+    directory = Path(directory)
+    if backend is None:
+        (directory / BACKEND).unlink(missing_ok=True)
+    else:
+        _atomic_write(directory / BACKEND, json.dumps(backend, indent=2).encode())
+    if cohort is None:
+        (directory / COHORT).unlink(missing_ok=True)
+    else:
+        np.save(directory / COHORT, np.asarray(cohort).astype(np.float16))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -104,55 +141,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def load_model(name_or_dir: str | Path | None = None) -> ModelBundle:
     directory = resolve_model_dir(name_or_dir)
     try:
-        config = yaml.safe_load((directory / "model.yaml").read_text())
+        config = yaml.safe_load((directory / CONFIG).read_text())
         network = models.build(config["arch"], **(config.get("params") or {}))
-        state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
         network.load_state_dict(state)
     except (OSError, KeyError, RuntimeError, yaml.YAMLError) as exc:
         raise ModelError(f"{directory}: cannot load model ({type(exc).__name__}: {exc})") from None
     network.eval()
     frontend = build_frontend(config.get("frontend"))
     frontend.eval()
-    backend_file = directory / "backend.json"
+    backend_file, cohort_file = directory / BACKEND, directory / COHORT
     backend = json.loads(backend_file.read_text()) if backend_file.is_file() else {}
-    return ModelBundle(directory, config, frontend, network, backend)
-
-
-def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
-    batch = torch.zeros(len(waves), int(lengths.max()))
-    for i, w in enumerate(waves):
-        batch[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-    return batch, lengths
-
-
-class TorchEmbedder:
-    """Embeds waveforms with the PyTorch network of a :class:`ModelBundle`."""
-
-    backend_name = "torch"
-
-    def __init__(self, bundle: ModelBundle, threads: int | None = None) -> None:
-        self.bundle = bundle
-        if threads:
-            torch.set_num_threads(threads)
-        self.compute_s = 0.0
-
-    @torch.inference_mode()
-    def embed_batch(self, waves: list[np.ndarray], second: bool = False) -> np.ndarray:
-        batch, lengths = pad_batch(waves)
-        t0 = time.perf_counter()
-        feats, frames = self.bundle.frontend(batch, lengths)
-        net = self.bundle.network
-        emb = net.forward_second(feats, frames) if second else net(feats, frames)
-        self.compute_s += time.perf_counter() - t0
-        return emb.float().numpy()
-
-
-def make_embedder(bundle: ModelBundle, backend: str = "torch", threads: int | None = None):
-    if backend == "torch":
-        return TorchEmbedder(bundle, threads)
-    if backend == "onnx":
-        from speakerverify.onnx_runtime import OnnxEmbedder
-
-        return OnnxEmbedder(bundle, threads)
-    raise ModelError(f"unknown backend {backend!r}: use torch or onnx")
+    cohort = np.load(cohort_file) if cohort_file.is_file() else None
+    return ModelBundle(directory, config, frontend, network, backend, cohort)

@@ -7,9 +7,8 @@
   filters spaced on the HTK mel scale from 0 to 8000 Hz (SpeechBrain's own filter shapes),
   10 log10 with a floor of 1e-10, values clipped at 80 dB below the utterance's maximum.
 
-Like :mod:`speakerverify.features` front ends, it takes ``lengths`` so a padded batch gives each
-row's single-utterance features; padded frames are zero. Registered on import (features.py
-imports this module).
+Like every front end (:mod:`speakerverify.features.common`), it takes ``lengths`` so a padded
+batch gives each row's single-utterance features; padded frames are zero.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speakerverify.features import SAMPLE_RATE, as_batch, frames_mask, mean_normalize, register_frontend
+from speakerverify.features.common import SAMPLE_RATE, as_batch, frames_mask, mean_normalize
 
 
 def speechbrain_mel_filters(num_bins: int, n_fft: int, sample_rate: int, f_min: float, f_max: float
@@ -83,5 +82,3 @@ class SpeechBrainFbank(nn.Module):
             return mean_normalize(db, num_frames), num_frames
         return db * valid, num_frames
 
-
-register_frontend("speechbrain-fbank", SpeechBrainFbank)

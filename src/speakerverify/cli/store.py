@@ -6,40 +6,21 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-# Not imported from speakerverify.cli: that module imports this one while it is being set up.
-out = Console()
-err = Console(stderr=True)
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Shipped model name, model dir or run dir.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+from speakerverify.cli.common import FarOpt, JsonOpt, ModelOpt, StoreOpt, emit_json, err, fail, out
 
-StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", help="Speaker store file [default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db].")]
 TopOpt = Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Candidates to list.")]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker's clips instead of adding.")]
 KeepAudioOpt = Annotated[bool, typer.Option(
     "--keep-audio/--no-keep-audio", help="Keep the 16 kHz audio (FLAC) so the store can be re-embedded.")]
 AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove speakers.")]
 UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest request body.")]
-FarOpt = Annotated[float | None, typer.Option("--far", help="Use the threshold at this false-accept rate.")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def emit_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
 
 
 def _store(store: Path | None, model: str | None = None, keep_audio: bool = True):
@@ -59,7 +40,7 @@ def enroll(name: str, files: list[Path], store: StoreOpt = None, model: ModelOpt
     s = _store(store, model, keep_audio)
     result = s.enroll(name, files, replace=replace)
     if json_:
-        emit_json(result.as_dict())
+        emit_json(result.to_dict())
         return
     for r in result.rejected:
         err.print(f"[yellow]skipped[/] {r['file']}: {r['reason']}", highlight=False, soft_wrap=True)
@@ -102,16 +83,13 @@ def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOp
                    far: FarOpt = None, json_: JsonOpt = False) -> None:
     """Is FILE speaker NAME?"""
     s = _store(store, model)
-    try:
-        result = s.verify(name, file, far=far)
-    except ValueError as exc:
-        fail(str(exc))
+    result = s.verify(name, file, far=far)
     if json_:
-        emit_json(result)
+        emit_json(result.to_dict())
         return
-    verdict = f"[green]is {name}[/]" if result["same_speaker"] else f"[red]is not {name}[/]"
-    extra = f", probability {result['probability']:.3f}" if "probability" in result else ""
-    out.print(f"{file.name} {verdict} (score {result['score']:.3f}, threshold {result['threshold']:.3f}{extra})",
+    verdict = f"[green]is {name}[/]" if result.same_speaker else f"[red]is not {name}[/]"
+    extra = f", probability {result.probability:.3f}" if result.probability is not None else ""
+    out.print(f"{file.name} {verdict} (score {result.score:.3f}, threshold {result.threshold:.3f}{extra})",
               highlight=False)
 
 
@@ -119,25 +97,22 @@ def identify(file: Path, top: TopOpt = 5, store: StoreOpt = None, model: ModelOp
              far: FarOpt = None, json_: JsonOpt = False) -> None:
     """Who is speaking in FILE? Ranks enrolled speakers; `unknown` when none passes the threshold."""
     s = _store(store, model)
-    try:
-        result = s.identify(file, top=top, far=far)
-    except ValueError as exc:
-        fail(str(exc))
+    result = s.identify(file, top=top, far=far)
     if json_:
-        emit_json(result)
+        emit_json(result.to_dict())
         return
-    who = result["speaker"]
+    who = result.speaker
     head = f"[green]{who}[/]" if who != "unknown" else "[yellow]unknown[/] (no enrolled speaker passes the threshold)"
     out.print(f"{file.name}: {head}", highlight=False)
-    if result["candidates"]:
-        title = f"top {len(result['candidates'])} of {result['gallery']} (threshold {result['threshold']:.3f})"
+    if result.candidates:
+        title = f"top {len(result.candidates)} of {result.gallery} (threshold {result.threshold:.3f})"
         table = Table(title=title)
         table.add_column("rank")
         table.add_column("speaker")
         table.add_column("score")
         table.add_column("passes")
-        for i, c in enumerate(result["candidates"], 1):
-            table.add_row(str(i), c["speaker"], f"{c['score']:.3f}", "yes" if c["same_speaker"] else "no")
+        for i, c in enumerate(result.candidates, 1):
+            table.add_row(str(i), c.speaker, f"{c.score:.3f}", "yes" if c.same_speaker else "no")
         out.print(table)
 
 
@@ -150,7 +125,7 @@ def store_reembed(store: StoreOpt = None, model: ModelOpt = None, json_: JsonOpt
     s = _store(store, model)
     result = s.reembed(progress=None if json_ else (lambda n: err.print(f"re-embedded {n}", highlight=False)))
     if json_:
-        emit_json(result.as_dict())
+        emit_json(result.to_dict())
         return
     out.print(f"store {s.path} now uses model {result.model}: {len(result.reembedded)} re-embedded, "
               f"{len(result.unchanged)} already current", highlight=False)
@@ -177,7 +152,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST service
 @keys_app.command("create")
 def keys_create(name: str, admin: AdminOpt = False, store: StoreOpt = None) -> None:
     """Create an API key called NAME; the key is printed once (only its hash is stored)."""
-    from speakerverify.keys import create_key
+    from speakerverify.store.keys import create_key
 
     s = _store(store)
     key = create_key(s, name, admin=admin)
@@ -188,7 +163,7 @@ def keys_create(name: str, admin: AdminOpt = False, store: StoreOpt = None) -> N
 @keys_app.command("list")
 def keys_list(store: StoreOpt = None, json_: JsonOpt = False) -> None:
     """List API key names and roles (never the keys)."""
-    from speakerverify.keys import list_keys
+    from speakerverify.store.keys import list_keys
 
     rows = list_keys(_store(store))
     if json_:
@@ -201,7 +176,7 @@ def keys_list(store: StoreOpt = None, json_: JsonOpt = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(name: str, store: StoreOpt = None) -> None:
     """Delete the API key called NAME."""
-    from speakerverify.keys import revoke_key
+    from speakerverify.store.keys import revoke_key
 
     if not revoke_key(_store(store), name):
         fail(f"no key named {name!r}")
@@ -221,8 +196,8 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     """Run the REST service and web page (FastAPI + uvicorn)."""
     import uvicorn
 
-    from speakerverify.keys import list_keys
     from speakerverify.service.app import ServiceConfig, create_app
+    from speakerverify.store.keys import list_keys
 
     config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            workers=workers, threads=threads, keep_audio=keep_audio,

@@ -1,19 +1,14 @@
-"""CLI commands ``import-model`` (published checkpoints -> model directory) and ``export`` (ONNX);
+"""``import-model`` (published checkpoints -> model directory) and ``export`` (ONNX);
 registered by :func:`register`."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-# Not imported from speakerverify.cli: that module imports this one while it is being set up.
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+from speakerverify.cli.common import JsonOpt, emit_json, out
 
 
 def import_model(
@@ -31,7 +26,7 @@ def import_model(
 
     summary = run(kind, checkpoint, out_dir, name=name, dev_trials=dev_trials, root=root)
     if json_:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
         return
     thr = summary.get("thresholds", {}).get("eer")
     note = f", threshold {thr:.4f} from {dev_trials.name}" if thr is not None and dev_trials else \
@@ -48,12 +43,12 @@ def export(
 ) -> None:
     """Export front end + network to ONNX (dynamic batch and length; inputs wave, lengths)."""
     from speakerverify.embedding import load_model
-    from speakerverify.onnx_runtime import export_onnx
+    from speakerverify.embedding.onnx_export import export_onnx
 
     bundle = load_model(model)
-    summary = export_onnx(bundle, onnx or bundle.directory / "model.onnx", opset=opset, check=check)
+    summary = export_onnx(bundle, onnx or bundle.onnx_path, opset=opset, check=check)
     if json_:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
         return
     extra = (f"; onnxruntime vs torch: min cosine {summary['check_min_cosine']:.6f}"
              if "check_min_cosine" in summary else "")

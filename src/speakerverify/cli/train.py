@@ -1,4 +1,4 @@
-"""``speakerverify train RECIPE.yaml --out DIR [--set key=value ...] [--resume]``."""
+"""``speakerverify train RECIPE.yaml --out DIR [--set key=value ...] [--resume]``; registered by :func:`register`."""
 
 from __future__ import annotations
 

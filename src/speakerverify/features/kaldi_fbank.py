@@ -1,25 +1,17 @@
-"""Front ends: waveform batches (B, N) at 16 kHz -> feature batches (B, T, F), in torch.
-
-* :class:`SeedStft` -- the seed notebook's linear-magnitude STFT (n_fft 1024, hop 512, 513 bins,
-  centred frames: 32 frames for one second).
-* :class:`KaldiFbank` -- 80-bin log-mel filterbank with Kaldi's conventions (25 ms povey window,
-  10 ms hop, pre-emphasis 0.97, DC removal, no dither, snip_edges), optionally mean-normalised
-  per utterance. Written here rather than taken from torchaudio, which has no build for our
-  torch; tests check it against kaldi-native-fbank.
-
-All front ends take ``lengths`` (valid samples per row) so padded batches give the same features
-as single utterances, and return the number of valid frames per row.
+"""``kaldi-fbank``: 80-bin log-mel filterbank with Kaldi's conventions (25 ms povey window,
+10 ms hop, pre-emphasis 0.97, DC removal, no dither, snip_edges), optionally mean-normalised per
+utterance. Written here rather than taken from torchaudio, which has no build for our torch; tests
+check it against kaldi-native-fbank.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
-SAMPLE_RATE = 16000
+from speakerverify.features.common import SAMPLE_RATE, as_batch, frames_mask, mean_normalize
 
 
 def _mel(freq: torch.Tensor) -> torch.Tensor:
@@ -47,27 +39,6 @@ def kaldi_mel_banks(num_bins: int, n_fft: int, sample_rate: int, low_freq: float
     weights = torch.clamp(torch.minimum(up, down), min=0.0)
     weights = torch.cat([weights, torch.zeros(num_bins, 1, dtype=torch.float64)], dim=1)
     return weights.float()
-
-
-def frames_mask(num_frames: torch.Tensor, max_frames: int) -> torch.Tensor:
-    """Boolean (B, T) mask of valid frames."""
-    return torch.arange(max_frames, device=num_frames.device).unsqueeze(0) < num_frames.unsqueeze(1)
-
-
-def as_batch(wave: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A (N,) waveform becomes a batch of one; missing ``lengths`` mean every row is whole."""
-    if wave.dim() == 1:
-        wave = wave.unsqueeze(0)
-    if lengths is None:
-        lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
-    return wave, lengths
-
-
-def mean_normalize(feats: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
-    """Subtract each utterance's mean over its valid frames; padded frames become zero."""
-    mask = frames_mask(num_frames, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
-    mean = (feats * mask).sum(1, keepdim=True) / num_frames.clamp(min=1).view(-1, 1, 1).to(feats.dtype)
-    return (feats - mean) * mask
 
 
 class KaldiFbank(nn.Module):
@@ -118,52 +89,3 @@ class KaldiFbank(nn.Module):
         else:
             feats = feats * frames_mask(num_frames, feats.shape[1]).unsqueeze(-1)
         return feats, num_frames
-
-
-class SeedStft(nn.Module):
-    """|STFT| as the seed notebook computed it: hann window, n_fft 1024, hop 512, centred frames."""
-
-    def __init__(self, n_fft: int = 1024, hop: int = 512, log: bool = False) -> None:
-        super().__init__()
-        self.n_fft = n_fft
-        self.hop = hop
-        self.log = log
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    @property
-    def dim(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        return lengths // self.hop + 1
-
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        wave, lengths = as_batch(wave, lengths)
-        spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, center=True,
-                          pad_mode="constant", return_complex=True).abs().transpose(1, 2)
-        if self.log:
-            spec = torch.log1p(spec)
-        num_frames = self.num_frames(lengths)
-        return spec * frames_mask(num_frames, spec.shape[1]).unsqueeze(-1), num_frames
-
-
-FRONTENDS: dict[str, type[nn.Module]] = {"kaldi-fbank": KaldiFbank, "seed-stft": SeedStft}
-
-
-def build_frontend(config: dict[str, Any] | None) -> nn.Module:
-    """Build a front end from ``{"type": name, **params}`` (default: 80-bin Kaldi fbank)."""
-    config = dict(config or {"type": "kaldi-fbank"})
-    kind = config.pop("type", "kaldi-fbank")
-    if kind not in FRONTENDS:
-        raise ValueError(f"unknown front end {kind!r}; known: {', '.join(sorted(FRONTENDS))}")
-    return FRONTENDS[kind](**config)
-
-
-def register_frontend(name: str, cls: type[nn.Module]) -> None:
-    FRONTENDS[name] = cls
-
-
-# Front ends defined in other modules register themselves on import; importing them here makes
-# them available wherever build_frontend runs. (Kept last: they import this module.)
-from speakerverify import frontends_extra  # noqa: E402,F401

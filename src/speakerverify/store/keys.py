@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from speakerverify.errors import SpeakerVerifyError
-from speakerverify.store import SpeakerStore
+from speakerverify.store.speaker_store import SpeakerStore
 
 PREFIX = "svk_"
 
@@ -36,7 +36,7 @@ def create_key(store: SpeakerStore, name: str, admin: bool = False) -> str:
         raise SpeakerVerifyError("key name must be 1-100 printable characters")
     key = PREFIX + secrets.token_urlsafe(32)
     try:
-        with store._write() as con:
+        with store.db.transaction() as con:
             con.execute("INSERT INTO api_keys (name, key_hash, admin, created) VALUES (?, ?, ?, ?)",
                         (name, hash_key(key), int(admin), time.time()))
     except sqlite3.IntegrityError:
@@ -48,16 +48,16 @@ def check_key(store: SpeakerStore, key: str) -> KeyInfo | None:
     """The key's name and role, or None when it is not a valid key."""
     if not key or not key.startswith(PREFIX) or len(key) > 200:
         return None
-    row = store._conn().execute("SELECT name, admin FROM api_keys WHERE key_hash = ?",
+    row = store.db.connection().execute("SELECT name, admin FROM api_keys WHERE key_hash = ?",
                                 (hash_key(key),)).fetchone()
     return None if row is None else KeyInfo(row[0], bool(row[1]))
 
 
 def list_keys(store: SpeakerStore) -> list[dict]:
-    rows = store._conn().execute("SELECT name, admin, created FROM api_keys ORDER BY name").fetchall()
+    rows = store.db.connection().execute("SELECT name, admin, created FROM api_keys ORDER BY name").fetchall()
     return [{"name": r[0], "admin": bool(r[1]), "created": r[2]} for r in rows]
 
 
 def revoke_key(store: SpeakerStore, name: str) -> bool:
-    with store._write() as con:
+    with store.db.transaction() as con:
         return bool(con.execute("DELETE FROM api_keys WHERE name = ?", (name.strip(),)).rowcount)

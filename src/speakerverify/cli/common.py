@@ -1,0 +1,41 @@
+"""What every command group shares, defined once: consoles, errors, JSON output and options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+out = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Shipped model name, model dir or run dir.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Inference engine: torch or onnx.")]
+#: The inference engine's old option name, still accepted (with a note) for ``--engine``.
+BackendOpt = Annotated[str | None, typer.Option("--backend", hidden=True,
+                                                help="Deprecated name of --engine.")]
+FarOpt = Annotated[float | None, typer.Option("--far", help="Decide at this false-accept rate.")]
+StoreOpt = Annotated[Path | None, typer.Option(
+    "--store", help="Speaker store file [default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db].")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def pick_engine(engine: str, backend: str | None) -> str:
+    """``--engine``, or the deprecated ``--backend`` when that is what was given."""
+    if backend is None:
+        return engine
+    err.print("[yellow]note:[/] --backend is deprecated: the inference engine is --engine", highlight=False)
+    return backend
