@@ -5,9 +5,11 @@
         runs/default-fastnet runs/fastnet-aam-kd
 
 The members' weights are taken as exported (``RUN/model``); the back end (calibration,
-thresholds, AS-norm decision) is fitted afresh on the recipe's dev split, exactly as training's own
-export does. The result is a run directory (``OUT/model``, ``OUT/meta.json``, ``OUT/recipe.yaml``)
-that ``scripts/ship_model.py`` can ship. Members must share the recipe's front end.
+thresholds, AS-norm decision) is fitted afresh by ``scoring.fit.fit_backend`` on the recipe's dev
+split and training speakers, as training's own export does (``train.devsets.refit_backend``: no
+training set is loaded). The result is a run directory (``OUT/model``, ``OUT/meta.json``,
+``OUT/recipe.yaml``) that ``scripts/ship_model.py`` can ship. Members must share the recipe's
+front end.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pathlib import Path
 import torch
 
 from speakerverify import models
-from speakerverify.embedding import load_model
-from speakerverify.train.embedding import EmbeddingTask
+from speakerverify.embedding import load_model, write_model_dir
+from speakerverify.embedding.model_dir import write_backend
+from speakerverify.train.devsets import refit_backend
 from speakerverify.train.loop import resolve_recipe
 from speakerverify.train.recipe import dump_recipe
+from speakerverify.verifier import Verifier
 
 
 def main() -> None:
@@ -50,35 +54,26 @@ def main() -> None:
     network = models.build("ensemble", members=members)
     for member, bundle in zip(network.members, bundles, strict=True):
         member.load_state_dict(bundle.network.state_dict())
-    network.eval()
-    if a.half_weights:
-        _round_to_half(network)
-    a.out.mkdir(parents=True, exist_ok=True)
-    task = EmbeddingTask(recipe, torch.device("cpu"))
+    # The loader copies float16 tensors into the float32 network: the back end is fitted on what ships.
+    state = {k: (v.half() if a.half_weights and _is_weight(k, v) else v) for k, v in network.state_dict().items()}
+    exp = recipe.get("export") or {}
+    model_dir = write_model_dir(a.out / "model", "ensemble", {"members": members}, recipe["frontend"], state,
+                                name=exp.get("name", "ensemble"), version=str(exp.get("version", "1")),
+                                min_duration_s=float(exp.get("min_duration_s", 0.1)))
     with torch.no_grad():
-        task.export(network, a.out / "model", {}, arch="ensemble", params={"members": members})
-    if a.half_weights:  # the loader copies float16 tensors into the float32 network
-        state = {k: (v.half() if _is_weight(k, v) else v) for k, v in network.state_dict().items()}
-        torch.save(state, a.out / "model" / "model.pt")
+        fitted, cohort = refit_backend(Verifier(model_dir), recipe)
+    write_backend(model_dir, fitted.backend, cohort if fitted.keep_cohort else None)
     (a.out / "recipe.yaml").write_text(dump_recipe(recipe))
     meta = {"kind": "ensemble", "members": [str(r) for r in a.runs], "recipe_path": str(a.recipe),
             "member_meta": [_meta(r) for r in a.runs],
             "end_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     (a.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    backend = json.loads((a.out / "model" / "backend.json").read_text())
-    print(f"wrote {a.out / 'model'}; dev EER % {json.dumps(backend.get('dev_eer_percent'))}")
+    print(f"wrote {model_dir}; dev EER % {json.dumps(fitted.backend.get('dev_eer_percent'))}")
 
 
 def _is_weight(name: str, tensor: torch.Tensor) -> bool:
     """Learned weights; BatchNorm statistics keep float32 (tiny variances would lose precision)."""
     return tensor.is_floating_point() and "running_" not in name
-
-
-@torch.no_grad()
-def _round_to_half(network: torch.nn.Module) -> None:
-    for name, tensor in network.state_dict().items():
-        if _is_weight(name, tensor):
-            tensor.copy_(tensor.half().float())
 
 
 def _meta(run: Path) -> dict:

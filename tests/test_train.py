@@ -203,3 +203,20 @@ def test_cli_trains_with_overrides(tmp_path, monkeypatch, capsys):
     assert recipe["optim"]["grad_clip"] is None and recipe["select"]["mode"] == "min"
     assert load_model(out).network.branch1.gru.hidden_size == 4
     assert f"run directory: {out}" in capsys.readouterr().out
+
+
+@needs_data
+def test_pairs_task_trains_the_same_network_as_a_speaker_classifier(tmp_path):
+    """pairs.objective softmax (the claims' control): cross-entropy over the training speakers, the
+    pair head fixed to sigmoid(cosine); exported and scored like any pairs model."""
+    recipe = tiny_recipe(tmp_path, epochs=2, model={"arch": "siamese-gru", "params": {"hidden": 16}},
+                         pairs={"objective": "softmax"}, schedule={"name": "constant"}, batch_size=16)
+    run = run_training(recipe, tmp_path / "run")
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and "train_ce" in rows[0] and "val_eer" in rows[0]
+    bundle = load_model(run)
+    assert set(bundle.backend["thresholds"]) == {"eer", "sigmoid_half"}
+    head = bundle.network.head.dense
+    assert head.weight.item() == 1.0 and head.bias.item() == 0.0
+    with pytest.raises(RecipeError, match="objective"):
+        run_training(tiny_recipe(tmp_path, pairs={"objective": "triplet"}), tmp_path / "bad")

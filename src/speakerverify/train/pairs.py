@@ -15,7 +15,9 @@ Recipe keys::
       val_speakers: 10             # hold out the last N speakers (or a list of speaker names)
       limit_speakers: null         # use only the first N speakers (quick experiments, tests)
       split_seed: 0                # seeds the validation pairs, shared by all training seeds
-    pairs: {resample: false}       # true: draw new negatives every epoch
+    pairs: {resample: false,       # true: draw new negatives every epoch
+            objective: pairs}      # or softmax: the same network trained as a speaker classifier
+                                   # over the training clips (the head then scores sigmoid(cosine))
     batch_size: 64                 # global: each of N processes takes batch_size / N of every batch
     export: {name: null, min_duration_s: 0.5}
 """
@@ -74,7 +76,11 @@ class PairForward(nn.Module):
             return self.net.forward_second(feats, frames)
         return self.net(feats, frames)
 
-    def forward(self, fa: torch.Tensor, na: torch.Tensor, fb: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+    def forward(self, fa: torch.Tensor, na: torch.Tensor, fb: torch.Tensor | None = None,
+                nb: torch.Tensor | None = None) -> torch.Tensor:
+        """Pair logits; with one input only, its (first-branch) embeddings."""
+        if fb is None:
+            return self.embed(fa, na)
         return self.net.logit(self.embed(fa, na), self.embed(fb, nb, second=True))
 
 
@@ -124,7 +130,7 @@ class _Batches:
 
 @register_task("pairs")
 class PairsTask(Task):
-    sections = {"model": {"arch", "params"}, "frontend": None, "data": _DATA_KEYS, "pairs": {"resample"},
+    sections = {"model": {"arch", "params"}, "frontend": None, "data": _DATA_KEYS, "pairs": {"resample", "objective"},
                 "export": {"name", "min_duration_s"}}
     keys = {"batch_size"}
 
@@ -151,6 +157,30 @@ class PairsTask(Task):
         self.n_val_speakers = len(_groups(val_utts))
         self.val_pairs = make_pairs(_groups(val_utts), np.random.default_rng(self.split_seed))
         self.fixed_pairs = make_pairs(self.train_groups, np.random.default_rng(self.seed))
+        self.objective = get(recipe, "pairs.objective", "pairs", kind=str)
+        self.classifier: nn.Module | None = None
+        if self.objective == "softmax":
+            self._setup_classifier(net, train_utts)
+        elif self.objective != "pairs":
+            raise RecipeError(f"recipe: pairs.objective must be pairs or softmax, got {self.objective!r}")
+
+    def _setup_classifier(self, net: nn.Module, train_utts: Sequence[data.Utterance]) -> None:
+        """Softmax over the training speakers; the pair head is fixed to sigmoid(cosine)."""
+        if not hasattr(getattr(net, "head", None), "dense"):
+            raise RecipeError(f"recipe: pairs.objective softmax needs a model with a similarity head, not {self.arch}")
+        with torch.no_grad():
+            net.head.dense.weight.fill_(1.0)
+            net.head.dense.bias.zero_()
+            was = net.training
+            dim = int(net.eval()(*self.train_bank.take(np.array([0]), torch.device("cpu"))).shape[-1])
+            net.train(was)
+        net.head.requires_grad_(False)
+        names = list(dict.fromkeys(u.speaker for u in train_utts))
+        self.clip_labels = np.array([names.index(u.speaker) for u in train_utts])
+        self.classifier = nn.Linear(dim, len(names))
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return {"classifier": self.classifier} if self.classifier is not None else {}
 
     def _build_network(self) -> nn.Module:
         try:
@@ -204,15 +234,25 @@ class PairsTask(Task):
         return pairs[order]
 
     def batches(self, epoch: int) -> _Batches:
-        pairs = self.epoch_pairs(epoch)
-        return _Batches(pairs[: len(pairs) - len(pairs) % self.world_size], self.batch_size, self)
+        if self.classifier is not None:  # rows (clip, speaker) in this epoch's order
+            order = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.clip_labels))
+            rows = np.c_[order, self.clip_labels[order]]
+        else:
+            rows = self.epoch_pairs(epoch)
+        return _Batches(rows[: len(rows) - len(rows) % self.world_size], self.batch_size, self)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         fa, na = self.train_bank.take(rows[:, 0], self.device)
+        if self.classifier is not None:
+            return fa, na, torch.from_numpy(rows[:, 1]).long().to(self.device)
         fb, nb = self.train_bank.take(rows[:, 1], self.device)
         return fa, na, fb, nb, torch.from_numpy(rows[:, 2]).float().to(self.device)
 
     def loss(self, batch: tuple[torch.Tensor, ...], model: nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.classifier is not None:
+            feats, frames, speakers = batch
+            ce = F.cross_entropy(self.classifier(model(feats, frames)), speakers)
+            return ce, {"ce": float(ce.detach())}
         fa, na, fb, nb, labels = batch
         logits = model(fa, na, fb, nb)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
