@@ -21,7 +21,7 @@ import numpy as np
 from rich.progress import Progress
 
 from speakerverify import metrics
-from speakerverify.audio import SAMPLE_RATE, check_waveform
+from speakerverify.audio import DEFAULT_MAX_AUDIO_S, SAMPLE_RATE, check_waveform
 from speakerverify.data import Trial, from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.verifier import Verifier
 
@@ -47,8 +47,8 @@ def embed_paths(verifier: Verifier, paths: Sequence[Path], progress: bool = Fals
 
 
 def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engine: str = "torch",
-                progress: bool = False) -> dict:
-    verifier = Verifier(model, engine=engine)
+                progress: bool = False, max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> dict:
+    verifier = Verifier(model, engine=engine, max_audio_s=max_audio_s)
     embs, durations = embed_paths(verifier, files, progress)
     audio_s = float(durations.sum())
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
+from speakerverify.audio import DEFAULT_MAX_AUDIO_S, SAMPLE_RATE, check_length, check_limit, check_waveform, load_audio
 from speakerverify.embedding import ModelBundle, load_model, make_embedder
 from speakerverify.scoring import Backend, Decision, cosine
 
@@ -53,12 +53,22 @@ class VerifyResult:
 
 
 class Verifier:
-    """Loads a model once; embeds audio (paths, file bytes or 16 kHz float arrays) and scores pairs."""
+    """Loads a model once; embeds audio (paths, file bytes or 16 kHz float arrays) and scores pairs.
+
+    Recordings longer than ``max_audio_s`` seconds (default 10 minutes) are refused with an
+    :class:`~speakerverify.errors.AudioError`, from the file header where it gives the length, before
+    anything is decoded (see :mod:`speakerverify.audio.limits`).
+    """
+
+    #: Longest recording accepted (seconds); set per instance by ``max_audio_s``.
+    max_audio_s: float = DEFAULT_MAX_AUDIO_S
 
     def __init__(self, model: str | Path | None = None, engine: str = "torch",
-                 threads: int | None = None, *, backend: str | None = None) -> None:
+                 threads: int | None = None, *, backend: str | None = None,
+                 max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> None:
         """``engine``: the inference engine, ``torch`` or ``onnx`` (``backend=`` is its old,
         deprecated name; ``self.backend`` is the scoring back end)."""
+        self.max_audio_s = check_limit(max_audio_s)
         if backend is not None:
             warnings.warn("Verifier(backend=...) is deprecated: the inference engine is now engine=...",
                           DeprecationWarning, stacklevel=2)
@@ -77,12 +87,16 @@ class Verifier:
     def model_ident(self) -> str:
         return self.bundle.ident
 
-    def load(self, x: AudioInput, name: str | None = None) -> np.ndarray:
-        """Read and validate one input as a mono 16 kHz waveform."""
+    def load(self, x: AudioInput, name: str | None = None, max_audio_s: float | None = None) -> np.ndarray:
+        """Read and validate one input as a mono 16 kHz waveform (a path, ``"-"`` for stdin, file
+        bytes or a 16 kHz array), at most ``max_audio_s`` seconds (default: this verifier's limit)."""
         min_s = self.bundle.min_duration_s
+        limit = self.max_audio_s if max_audio_s is None else check_limit(max_audio_s)
         if isinstance(x, np.ndarray):
-            return check_waveform(x, name or "<array>", min_s)
-        return load_audio(x, min_duration_s=min_s, name=name)
+            wave = check_waveform(x, name or "<array>", min_s)
+            check_length(wave.size, SAMPLE_RATE, name or "<array>", limit)
+            return wave
+        return load_audio(x, min_duration_s=min_s, name=name, max_audio_s=limit)
 
     def embed(self, x: AudioInput, name: str | None = None, second: bool = False) -> np.ndarray:
         return self.embed_waves([self.load(x, name)], second=second)[0]

@@ -38,6 +38,7 @@ def check_waveform(wave: np.ndarray, name: str, min_duration_s: float = MIN_DURA
     duration = wave.size / sample_rate
     if duration < min_duration_s:
         raise AudioError(name, f"too short: {duration:.3f} s, at least {min_duration_s:.2f} s needed")
-    if reject_silence and float(np.max(np.abs(wave))) < SILENCE_PEAK:
+    # max and min rather than max(abs()): no temporary copy of a long waveform.
+    if reject_silence and max(float(wave.max()), -float(wave.min())) < SILENCE_PEAK:
         raise AudioError(name, "is silent (no signal above -80 dBFS)")
     return wave

@@ -20,6 +20,10 @@ EngineOpt = Annotated[str, typer.Option("--engine", help="Inference engine: torc
 BackendOpt = Annotated[str | None, typer.Option("--backend", hidden=True,
                                                 help="Deprecated name of --engine.")]
 FarOpt = Annotated[float | None, typer.Option("--far", help="Decide at this false-accept rate.")]
+#: The default is speakerverify.audio.DEFAULT_MAX_AUDIO_S (not imported here: it pulls in numpy and
+#: soundfile); tests/test_audio_bounds.py checks that every command's default is that value.
+MaxAudioOpt = Annotated[float, typer.Option("--max-audio-s", min=1, help="Longest recording accepted, in seconds.")]
+MAX_AUDIO_S = 600.0
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", help="Speaker store file [default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db].")]
 

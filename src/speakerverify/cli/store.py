@@ -13,7 +13,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from speakerverify.cli.common import FarOpt, JsonOpt, ModelOpt, StoreOpt, emit_json, err, fail, out
+from speakerverify.cli.common import (
+    MAX_AUDIO_S,
+    FarOpt,
+    JsonOpt,
+    MaxAudioOpt,
+    ModelOpt,
+    StoreOpt,
+    emit_json,
+    err,
+    fail,
+    out,
+)
 
 TopOpt = Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Candidates to list.")]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker's clips instead of adding.")]
@@ -23,10 +34,11 @@ AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove s
 UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest request body.")]
 
 
-def _store(store: Path | None, model: str | None = None, keep_audio: bool = True):
+def _store(store: Path | None, model: str | None = None, keep_audio: bool = True,
+           max_audio_s: float | None = None):
     from speakerverify.store import SpeakerStore
 
-    return SpeakerStore(store, model=model, keep_audio=keep_audio)
+    return SpeakerStore(store, model=model, keep_audio=keep_audio, max_audio_s=max_audio_s)
 
 
 def _when(ts: float) -> str:
@@ -35,9 +47,9 @@ def _when(ts: float) -> str:
 
 def enroll(name: str, files: list[Path], store: StoreOpt = None, model: ModelOpt = None,
            replace: ReplaceOpt = False, keep_audio: KeepAudioOpt = True,
-           json_: JsonOpt = False) -> None:
+           json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
     """Enroll speaker NAME from one or more FILES (their embeddings are averaged)."""
-    s = _store(store, model, keep_audio)
+    s = _store(store, model, keep_audio, max_audio_s)
     result = s.enroll(name, files, replace=replace)
     if json_:
         emit_json(result.to_dict())
@@ -80,9 +92,9 @@ def remove(name: str, store: StoreOpt = None) -> None:
 
 
 def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOpt = None,
-                   far: FarOpt = None, json_: JsonOpt = False) -> None:
-    """Is FILE speaker NAME?"""
-    s = _store(store, model)
+                   far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+    """Is FILE speaker NAME? (`-` reads it from stdin.)"""
+    s = _store(store, model, max_audio_s=max_audio_s)
     result = s.verify(name, file, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -94,9 +106,9 @@ def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOp
 
 
 def identify(file: Path, top: TopOpt = 5, store: StoreOpt = None, model: ModelOpt = None,
-             far: FarOpt = None, json_: JsonOpt = False) -> None:
-    """Who is speaking in FILE? Ranks enrolled speakers; `unknown` when none passes the threshold."""
-    s = _store(store, model)
+             far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+    """Who is speaking in FILE (`-`: stdin)? Ranks enrolled speakers; `unknown` when none passes the threshold."""
+    s = _store(store, model, max_audio_s=max_audio_s)
     result = s.identify(file, top=top, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -191,7 +203,8 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
                                                help="Threads running model inference at once.")] = 2,
           threads: Annotated[int | None, typer.Option("--threads", min=1,
                                                       help="Torch threads [default: CPU cores / workers].")] = None,
-          max_audio_s: Annotated[float, typer.Option("--max-audio-s", min=1, help="Longest recording accepted.")] = 300,
+          max_audio_s: Annotated[float, typer.Option(
+              "--max-audio-s", min=1, help="Longest recording accepted, in seconds (checked from the header).")] = 300,
           keep_audio: KeepAudioOpt = True) -> None:
     """Run the REST service and web page (FastAPI + uvicorn)."""
     import uvicorn

@@ -7,15 +7,26 @@ from typing import Annotated
 
 import typer
 
-from speakerverify.cli.common import BackendOpt, EngineOpt, FarOpt, JsonOpt, ModelOpt, emit_json, out, pick_engine
+from speakerverify.cli.common import (
+    MAX_AUDIO_S,
+    BackendOpt,
+    EngineOpt,
+    FarOpt,
+    JsonOpt,
+    MaxAudioOpt,
+    ModelOpt,
+    emit_json,
+    out,
+    pick_engine,
+)
 
 
 def verify(a: Path, b: Path, model: ModelOpt = None, json_: JsonOpt = False, far: FarOpt = None,
-           engine: EngineOpt = "torch", backend: BackendOpt = None) -> None:
-    """Do recordings A and B come from the same speaker?"""
+           engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+    """Do recordings A and B come from the same speaker? (`-` reads one of them from stdin.)"""
     from speakerverify.verifier import Verifier
 
-    v = Verifier(model, engine=pick_engine(engine, backend))
+    v = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s)
     result = v.verify(a, b, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -28,11 +39,12 @@ def verify(a: Path, b: Path, model: ModelOpt = None, json_: JsonOpt = False, far
 
 def embed(files: list[Path], out_path: Annotated[Path, typer.Option("--out", help="Output .npz")],
           model: ModelOpt = None, json_: JsonOpt = False, engine: EngineOpt = "torch",
-          backend: BackendOpt = None) -> None:
+          backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
     """Embed FILES into an .npz (keys: embeddings, files, model)."""
     from speakerverify.evaluate import embed_files
 
-    summary = embed_files(files, out_path, model=model, engine=pick_engine(engine, backend), progress=not json_)
+    summary = embed_files(files, out_path, model=model, engine=pick_engine(engine, backend), progress=not json_,
+                          max_audio_s=max_audio_s)
     if json_:
         emit_json(summary)
     else:
@@ -43,12 +55,14 @@ def eval_(trials: Path, root: Annotated[Path, typer.Option("--root", help="Folde
           model: ModelOpt = None, json_: JsonOpt = False,
           det: Annotated[Path | None, typer.Option("--det", help="Write a DET plot PNG.")] = None,
           scores_out: Annotated[Path | None, typer.Option("--scores", help="Write per-trial scores.")] = None,
-          engine: EngineOpt = "torch", backend: BackendOpt = None) -> None:
+          engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
     """Score a trial list (`label enroll test` lines) and report EER, minDCF, Cllr."""
     from speakerverify.evaluate import evaluate_trials
+    from speakerverify.verifier import Verifier
 
-    result = evaluate_trials(trials, root, model=model, engine=pick_engine(engine, backend), det=det,
-                             scores_out=scores_out, progress=not json_)
+    verifier = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s)
+    result = evaluate_trials(trials, root, model=model, det=det, scores_out=scores_out, progress=not json_,
+                             verifier=verifier)
     if json_:
         emit_json(result)
     else:

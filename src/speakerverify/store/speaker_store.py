@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speakerverify.audio import SAMPLE_RATE
+from speakerverify.audio import SAMPLE_RATE, check_limit
 from speakerverify.errors import AudioError, DataError, ModelError, SpeakerNotFound, SpeakerVerifyError
 from speakerverify.scoring import l2_normalize
 from speakerverify.store.codecs import decode_flac, encode_flac, from_blob, to_blob
@@ -65,12 +65,16 @@ class SpeakerStore:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, verifier: Verifier | None = None,
-                 keep_audio: bool = True, model: str | os.PathLike | None = None) -> None:
+                 keep_audio: bool = True, model: str | os.PathLike | None = None,
+                 max_audio_s: float | None = None) -> None:
+        """``max_audio_s``: the longest recording accepted (default: the verifier's limit, 10 minutes
+        unless set)."""
         self.db = Database(path)
         self.path: Path = self.db.path
         self._verifier = verifier
         self._model_spec = model
         self.keep_audio = keep_audio
+        self.max_audio_s = None if max_audio_s is None else check_limit(max_audio_s)
         self.galleries = GalleryCache(self.db)
 
     def close(self) -> None:
@@ -116,7 +120,7 @@ class SpeakerStore:
         for i, item in enumerate(inputs):
             label, x = item if isinstance(item, tuple) else (input_label(item, i), item)
             try:
-                wave = v.load(x, name=label)
+                wave = v.load(x, name=label, max_audio_s=self.max_audio_s)
             except AudioError as exc:
                 rejected.append({"file": label, "reason": exc.problem})
                 continue
@@ -243,7 +247,7 @@ class SpeakerStore:
         """The probe's embedding and its length in seconds (for a duration-aware calibration)."""
         v = self.verifier
         label, x = x if isinstance(x, tuple) else (None, x)
-        wave = v.load(x, label)
+        wave = v.load(x, label, max_audio_s=self.max_audio_s)
         return v.embed_waves([wave], second=v.bundle.two_branch)[0], len(wave) / SAMPLE_RATE
 
     def verify(self, name: str, x: Any, far: float | None = None) -> VerifyResult:
