@@ -3,7 +3,7 @@
 Objectives (recipe ``loss``): a classification head (``softmax`` or ``aam`` with margin warm-up)
 over training speakers (speed-perturbed copies count as new speakers), and/or distillation toward
 precomputed teacher embeddings (``scripts/make_teacher_targets.py``). Augmentation on the fly
-(``speakerverify.train.augment``). Model choice on the dev split only (``select.metric: val_mean_eer``):
+(``speakerverify.augment``). Model choice on the dev split only (``select.metric: val_mean_eer``):
 EER on the dev trial list, clean and as short telephone-band crops. Export fits the back end on
 dev: AS-norm cohort (training speakers), logistic calibration, thresholds at the EER point and
 at fixed false-accept rates.
@@ -23,7 +23,7 @@ Recipe keys::
     model: {arch: fastnet, params: {...}}
     loss: {head: aam, margin: 0.2, scale: 30, warmup_epochs: 3, head_weight: 1.0,
            distill_weight: 4.0, distill_kind: cosine}
-    augment: {p_noise: 0.4, ...}          # speakerverify.train.augment.AugmentConfig fields
+    augment: {p_noise: 0.4, ...}          # speakerverify.augment.AugmentConfig fields
     export: {name: default, version: "1", far: [0.01, 0.001], short_dev_s: 1.0}
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +41,13 @@ from torch import nn
 
 from speakerverify import metrics, models
 from speakerverify.data import Utterance, from_manifest, manifest_hash, read_trials
-from speakerverify.embedding import write_model_dir
+from speakerverify.embedding import load_model, write_model_dir
 from speakerverify.features import build_frontend
 from speakerverify.scoring import cosine, l2_normalize
 from speakerverify.scoring.fit import DevCondition, fit_backend
 from speakerverify.train.augment import AugmentConfig, WaveAugmenter, spec_augment, telephone
 from speakerverify.train.losses import build_head, distillation, margin_at
+from speakerverify.train.recipe import RecipeError, check_keys
 from speakerverify.train.task import Task, register_task
 
 
@@ -58,11 +59,88 @@ def _speed_bucket(factor: float) -> str:
     return "slow" if factor < 0.93 else "fast" if factor > 1.07 else ""
 
 
+def manifest_specs(data: dict) -> list[dict]:
+    """``data.manifests`` (several corpora) or the single legacy ``data.manifest``, as
+    ``{path, weight, name}`` dicts. ``weight`` scales the chance that a batch draws each of the
+    corpus' files (1.0: every training file equally likely); ``name`` prefixes the corpus'
+    speaker ids so that two corpora's speaker "12" stay two speakers."""
+    items = data.get("manifests")
+    if items is None:
+        return [{"path": data["manifest"], "weight": 1.0, "name": ""}] if data.get("manifest") else []
+    if not isinstance(items, list) or not items:
+        raise RecipeError("recipe: data.manifests must be a non-empty list of manifest paths or {path, weight, name}")
+    specs = []
+    for item in items:
+        spec = {"path": item} if isinstance(item, str) else dict(item)
+        if not isinstance(spec, dict) or "path" not in spec:
+            raise RecipeError(f"recipe: data.manifests entry {item!r} has no path")
+        check_keys(spec, "data.manifests[]", {"path", "weight", "name"})
+        weight = float(spec.get("weight", 1.0))
+        if weight <= 0:
+            raise RecipeError(f"recipe: data.manifests weight for {spec['path']} must be positive")
+        specs.append({"path": spec["path"], "weight": weight, "name": str(spec.get("name") or
+                                                                           _path(spec["path"]).parent.name)})
+    return specs
+
+
+def freeze_layers(model: nn.Module, prefixes: list[str]) -> None:
+    """Fix the parameters whose names start with one of ``prefixes`` (early layers of a
+    pretrained network); their BatchNorm statistics stay as loaded too."""
+    if not prefixes:
+        return
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(n.startswith(prefix) for n in names):
+            raise RecipeError(f"recipe: model.freeze: no parameter of the model starts with {prefix!r}")
+    for name, param in model.named_parameters():
+        if any(name.startswith(p) for p in prefixes):
+            param.requires_grad_(False)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and any(name.startswith(p) for p in prefixes):
+            module.momentum = 0.0  # running statistics kept as loaded while the module trains
+
+
+def teacher_embeddings(bundle, train: TrainSet, max_s: float) -> np.ndarray:
+    """The frozen model's embedding of every training recording (first ``max_s`` seconds), cached
+    under ~/.cache/speakerverify/teacher keyed by the model's weights and the recordings."""
+    import hashlib
+
+    weights = hashlib.sha256((bundle.directory / "model.pt").read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(f"{weights}|{manifest_hash(train.utts)}|{max_s}".encode()).hexdigest()[:20]
+    cache = Path(os.path.expanduser("~/.cache/speakerverify/teacher")) / f"{bundle.name}-{key}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    from rich.progress import Progress
+
+    n_max = int(max_s * 16000)
+    out = []
+    with torch.inference_mode(), Progress(transient=True) as bar:
+        job = bar.add_task(f"teacher embeddings ({bundle.name})", total=len(train.waves))
+        for w in train.waves:
+            feats, frames = bundle.frontend(torch.from_numpy(w[:n_max]).unsqueeze(0))
+            out.append(bundle.network(feats, frames).float().numpy()[0])
+            bar.advance(job)
+    emb = np.stack(out).astype(np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(cache)
+    return emb
+
+
+def fitted_on(specs: list[dict]) -> str:
+    """backend.json's note of the dev conditions a back end was fitted on."""
+    return "; ".join(f"{s['trials']} (clean + short telephone-band crops)" if s.get("short_s") else str(s["trials"])
+                     for s in specs)
+
+
 class TrainSet:
-    """Waveforms in memory, each with a class id and (optionally) a teacher embedding."""
+    """Waveforms in memory, each with a class id, a sampling weight and (optionally) a teacher
+    embedding."""
 
     def __init__(self, data: dict) -> None:
         self.utts: list[Utterance] = []
+        self.weights: np.ndarray | None = None
         teacher = data.get("teacher")
         if teacher:
             npz = np.load(_path(teacher))
@@ -73,17 +151,32 @@ class TrainSet:
                 self.utts.append(Utterance(key=str(rel), speaker=cls, path=root / str(rel)))
         else:
             self.teacher = None
-            self.utts = from_manifest(_path(data["manifest"]), splits=["train"])
+            specs = manifest_specs(data)
+            if not specs:
+                raise RecipeError("recipe: data needs manifests (or manifest, or teacher)")
+            prefix = len(specs) > 1
+            weights = []
+            for spec in specs:
+                utts = from_manifest(_path(spec["path"]), splits=["train"])
+                if prefix:  # speaker ids stay distinct per corpus
+                    utts = [replace(u, key=f"{spec['name']}/{u.key}", speaker=f"{spec['name']}/{u.speaker}")
+                            for u in utts]
+                self.utts.extend(utts)
+                weights.extend([spec["weight"]] * len(utts))
+            w = np.asarray(weights, dtype=np.float64)
+            self.weights = None if np.all(w == w[0]) else w / w.sum()
         max_speakers = data.get("max_speakers")
         if max_speakers:
             # A seeded subset of the training speakers (learning curves, quick tests).
             base = sorted({self._base_speaker(u) for u in self.utts})
             keep = set(np.random.default_rng(int(data.get("subset_seed", 0))).permutation(base)[: int(max_speakers)])
+            mask = np.array([self._base_speaker(u) in keep for u in self.utts])
             if self.teacher is not None:
-                mask = np.array([self._base_speaker(u) in keep for u in self.utts])
                 self.teacher = self.teacher[torch.from_numpy(mask)]
+            if self.weights is not None:
+                self.weights = self.weights[mask] / self.weights[mask].sum()
             self.utts = [u for u in self.utts if self._base_speaker(u) in keep]
-        self.waves = [sf.read(u.path, dtype="float32")[0] for u in self.utts]
+        self.waves = [_read_mono(u.path) for u in self.utts]
         names = sorted({u.speaker for u in self.utts})
         self.class_of = {n: i for i, n in enumerate(names)}
         self.labels = np.array([self.class_of[u.speaker] for u in self.utts])
@@ -96,17 +189,37 @@ class TrainSet:
     def n_classes(self) -> int:
         return len(self.class_of)
 
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` file indices: uniform, or by the corpora's weights."""
+        if self.weights is None:
+            return rng.integers(0, len(self.waves), n)
+        return rng.choice(len(self.waves), size=n, p=self.weights)
+
+    def speaker_means(self, emb: np.ndarray) -> np.ndarray:
+        """(n_classes, D): each class's mean of the (normalised) rows of ``emb``, normalised."""
+        out = np.zeros((self.n_classes, emb.shape[1]), dtype=np.float64)
+        np.add.at(out, self.labels, l2_normalize(emb))
+        return l2_normalize(out)
+
+
+def _read_mono(path: Path) -> np.ndarray:
+    wave, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != 16000:
+        raise RecipeError(f"{path}: training audio must be 16 kHz (got {sr} Hz)")
+    return wave.mean(axis=1)
+
 
 @register_task("embedding")
 class EmbeddingTask(Task):
     sections = {
         "data": {"manifest", "teacher", "teacher_root", "dev_trials", "dev_root", "crop_s", "batches_per_epoch",
-                 "max_speakers", "subset_seed"},
+                 "max_speakers", "subset_seed", "manifests", "dev"},
         "frontend": None,
-        "model": {"arch", "params"},
-        "loss": {"head", "margin", "scale", "warmup_epochs", "head_weight", "distill_weight", "distill_kind"},
+        "model": {"arch", "params", "init", "freeze"},
+        "loss": {"head", "margin", "scale", "warmup_epochs", "head_weight", "distill_weight", "distill_kind",
+                 "head_init", "teacher_model", "teacher_max_s", "distill_target"},
         "augment": {f.name for f in fields(AugmentConfig)},
-        "export": {"name", "version", "far", "short_dev_s", "asnorm", "top_k", "min_duration_s"},
+        "export": {"name", "version", "far", "short_dev_s", "asnorm", "top_k", "min_duration_s", "cohort_files"},
     }
     keys = {"batch_size"}
 
@@ -118,16 +231,48 @@ class EmbeddingTask(Task):
         self.aug_cfg = AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                                         for k, v in (recipe.get("augment") or {}).items()
                                         if k in {f.name for f in fields(AugmentConfig)}})
+        model_cfg = dict(recipe["model"])
+        init = model_cfg.get("init")
+        init_bundle = load_model(_path(init)) if init else None
+        if init_bundle is not None:
+            # Start from a model directory (an imported CAM++ or ECAPA, or one of ours): its
+            # architecture, sizes and front end, unless the recipe repeats them identically.
+            for key, theirs in (("arch", init_bundle.config["arch"]), ("params", init_bundle.config.get("params"))):
+                if model_cfg.get(key) not in (None, theirs):
+                    raise RecipeError(f"recipe: model.{key} differs from the init model's ({init})")
+            model_cfg["arch"], model_cfg["params"] = init_bundle.config["arch"], init_bundle.config.get("params")
+            if recipe.get("frontend") not in (None, init_bundle.config.get("frontend")):
+                raise RecipeError(f"recipe: frontend differs from the init model's ({init})")
+            recipe["frontend"] = init_bundle.config.get("frontend")
         self.frontend_cfg = recipe.get("frontend") or {"type": "kaldi-fbank"}
         self.frontend = build_frontend(self.frontend_cfg).to(device)
-        model_cfg = recipe["model"]
         self.arch, self.params = model_cfg["arch"], dict(model_cfg.get("params") or {})
         self.model = models.build(self.arch, **self.params).to(device)
+        if init_bundle is not None:
+            self.model.load_state_dict({k: v.float() for k, v in init_bundle.network.state_dict().items()})
+        freeze_layers(self.model, model_cfg.get("freeze") or [])
         self.train = TrainSet(self.data_cfg)
-        embed_dim = getattr(self.model, "embed_dim", 192)
+        teacher_model = self.loss_cfg.get("teacher_model")
+        if teacher_model:
+            # Distillation targets from a frozen model: its embedding of each whole, clean training
+            # recording (the student sees short augmented crops of it).
+            spec = init if teacher_model == "init" else teacher_model
+            if not spec:
+                raise RecipeError("recipe: loss.teacher_model: init needs model.init")
+            emb = teacher_embeddings(load_model(_path(spec)), self.train, float(self.loss_cfg.get("teacher_max_s", 20)))
+            if self.loss_cfg.get("distill_target", "file") == "speaker":
+                emb = self.train.speaker_means(emb)[self.train.labels]
+            self.train.teacher = torch.from_numpy(l2_normalize(emb))
+        embed_dim = getattr(self.model, "embed_dim", None) or int(self.params.get("embedding_dim", 192))
         head = self.loss_cfg.get("head", "aam")
         head_params = {k: self.loss_cfg[k] for k in ("margin", "scale") if k in self.loss_cfg and head == "aam"}
         self.head = build_head(head, embed_dim, self.train.n_classes, **head_params).to(device)
+        if self.loss_cfg.get("head_init") == "teacher" and self.train.teacher is not None and head == "aam":
+            # Class weights start at the teacher's speaker centroids: the margin loss is meaningful
+            # from the first step instead of first pulling the network toward random directions.
+            with torch.no_grad():
+                means = self.train.speaker_means(self.train.teacher.numpy())
+                self.head.weight.copy_(torch.from_numpy(means).float())
         self.batch_size = int(recipe.get("batch_size", 64))
         self.crop = tuple(self.data_cfg.get("crop_s", (0.5, 3.0)))
         self.batches_per_epoch = int(self.data_cfg.get("batches_per_epoch", 200))
@@ -148,11 +293,10 @@ class EmbeddingTask(Task):
     def batches(self, epoch: int) -> Iterator[dict]:
         rng = np.random.default_rng([self.seed, epoch, self.rank])
         self.augmenter.rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
-        n = len(self.train.waves)
         per_rank = self.batches_per_epoch // self.world_size
         for _ in range(per_rank):
             length = int(rng.uniform(*self.crop) * 16000)
-            idx = rng.integers(0, n, self.batch_size)
+            idx = self.train.sample(rng, self.batch_size)
             waves = []
             for i in idx:
                 w = self.train.waves[i]
@@ -188,22 +332,52 @@ class EmbeddingTask(Task):
         return total, logs
 
     # ---- validation and export (dev split only) -------------------------------------------
-    def _dev_data(self) -> dict:
-        if self._dev is None:
-            trials = read_trials(_path(self.data_cfg["dev_trials"]))
-            root = _path(self.data_cfg["dev_root"])
-            files = sorted({t.enroll for t in trials} | {t.test for t in trials})
-            idx = {f: i for i, f in enumerate(files)}
-            waves = [sf.read(root / f, dtype="float32")[0] for f in files]
+    def _dev_specs(self) -> tuple[list[dict], bool]:
+        """``data.dev``: dev lists, each ``{trials, root, short_s}`` (``short_s``: also score
+        ``short_s``-second telephone-band crops of its recordings), or the legacy single
+        ``dev_trials``/``dev_root`` with ``export.short_dev_s``. Second value: legacy."""
+        items = self.data_cfg.get("dev")
+        if items is None:
             short_s = float((self.recipe.get("export") or {}).get("short_dev_s", 1.0))
-            rng = np.random.default_rng(12345)
-            short = []
-            for w in waves:
-                n = int(short_s * 16000)
-                start = int(rng.integers(0, max(1, len(w) - n)))
-                short.append(telephone(w[start:start + n], rng))
-            self._dev = {"waves": waves, "short": short, "ia": np.array([idx[t.enroll] for t in trials]),
-                         "ib": np.array([idx[t.test] for t in trials]), "labels": np.array([t.label for t in trials])}
+            legacy = {"trials": self.data_cfg["dev_trials"], "root": self.data_cfg["dev_root"], "short_s": short_s}
+            return [legacy], True
+        if not isinstance(items, list) or not items:
+            raise RecipeError("recipe: data.dev must be a non-empty list of {trials, root, short_s}")
+        specs = []
+        for item in items:
+            if not isinstance(item, dict) or "trials" not in item:
+                raise RecipeError(f"recipe: data.dev entry {item!r} needs trials")
+            check_keys(item, "data.dev[]", {"trials", "root", "short_s"})
+            if "test" in _path(item["trials"]).name:
+                raise RecipeError(f"recipe: {item['trials']} looks like a test list; dev lists only")
+            specs.append({"trials": item["trials"], "root": item.get("root", "../shared/data"),
+                          "short_s": item.get("short_s")})
+        return specs, False
+
+    def _dev_data(self) -> list[dict]:
+        """Dev conditions: each a name, its recordings (waves), trial indices and labels."""
+        if self._dev is None:
+            specs, legacy = self._dev_specs()
+            self._dev = []
+            for spec in specs:
+                trials = read_trials(_path(spec["trials"]))
+                root = _path(spec["root"])
+                files = sorted({t.enroll for t in trials} | {t.test for t in trials})
+                idx = {f: i for i, f in enumerate(files)}
+                waves = [_read_mono(root / f) for f in files]
+                base = {"ia": np.array([idx[t.enroll] for t in trials]), "ib": np.array([idx[t.test] for t in trials]),
+                        "labels": np.array([t.label for t in trials]), "trials": str(spec["trials"])}
+                stem = _path(spec["trials"]).stem
+                self._dev.append({**base, "name": "waves" if legacy else stem, "waves": waves})
+                if spec["short_s"]:
+                    rng = np.random.default_rng(12345)
+                    n = int(float(spec["short_s"]) * 16000)
+                    short = []
+                    for w in waves:
+                        start = int(rng.integers(0, max(1, len(w) - n)))
+                        short.append(telephone(w[start:start + n], rng))
+                    name = "short" if legacy else f"{stem}-short{float(spec['short_s']):g}s-tel"
+                    self._dev.append({**base, "name": name, "waves": short})
         return self._dev
 
     @torch.no_grad()
@@ -218,19 +392,19 @@ class EmbeddingTask(Task):
         return np.stack(out)
 
     def _dev_scores(self, model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        d = self._dev_data()
         out = {}
-        for cond in ("waves", "short"):
-            emb = self.embed(model, d[cond])
-            out[cond] = (emb, cosine(emb[d["ia"]], emb[d["ib"]]), d["labels"])
+        for cond in self._dev_data():
+            emb = self.embed(model, cond["waves"])
+            out[cond["name"]] = (emb, cosine(emb[cond["ia"]], emb[cond["ib"]]), cond["labels"])
         return out
 
     def validate(self, model: nn.Module) -> dict[str, float]:
+        """EER (%) per dev condition and their mean, ``val_mean_eer`` (the model-choice rule)."""
         res = {}
-        for cond, (_, scores, labels) in self._dev_scores(model).items():
-            name = "val_eer" if cond == "waves" else "val_short_tel_eer"
-            res[name] = 100 * metrics.eer(scores, labels)[0]
-        res["val_mean_eer"] = 0.5 * (res["val_eer"] + res["val_short_tel_eer"])
+        for name, (_, scores, labels) in self._dev_scores(model).items():
+            key = {"waves": "val_eer", "short": "val_short_tel_eer"}.get(name, f"val_eer_{name}")
+            res[key] = 100 * metrics.eer(scores, labels)[0]
+        res["val_mean_eer"] = float(np.mean(list(res.values())))
         return res
 
     def export(self, model: nn.Module, out_dir: Path, metrics_: dict, *, arch: str | None = None,
@@ -239,17 +413,16 @@ class EmbeddingTask(Task):
         other than the recipe's (an ensemble of trained members, ``scripts/make_ensemble.py``)."""
         exp = self.recipe.get("export") or {}
         arch, params = arch or self.arch, self.params if params is None else params
-        dev = self._dev_scores(model)
-        d = self._dev_data()
+        conds = {c["name"]: c for c in self._dev_data()}
         conditions = []
-        for cond, (emb, raw, labels) in dev.items():
-            seconds = np.array([len(w) / 16000 for w in d[cond]])
-            conditions.append(DevCondition(cond, raw, labels, np.minimum(seconds[d["ia"]], seconds[d["ib"]]),
+        for name, (emb, raw, labels) in self._dev_scores(model).items():
+            d = conds[name]
+            seconds = np.array([len(w) / 16000 for w in d["waves"]])
+            conditions.append(DevCondition(name, raw, labels, np.minimum(seconds[d["ia"]], seconds[d["ib"]]),
                                            emb[d["ia"]], emb[d["ib"]]))
         cohort = self._cohort(model)
         fitted = fit_backend(conditions, cohort, asnorm=bool(exp.get("asnorm", True)), top_k=int(exp.get("top_k", 50)),
-                             far=exp.get("far", [0.01, 0.001]),
-                             fitted_on=str(self.data_cfg["dev_trials"]) + " (clean + short telephone-band crops)")
+                             far=exp.get("far", [0.01, 0.001]), fitted_on=fitted_on(self._dev_specs()[0]))
         write_model_dir(out_dir, arch, params, self.frontend_cfg, model.state_dict(),
                         name=exp.get("name", arch), version=str(exp.get("version", "1")),
                         min_duration_s=float(exp.get("min_duration_s", 0.1)), backend=fitted.backend,
@@ -262,6 +435,10 @@ class EmbeddingTask(Task):
             if "-sp" in u.key and "-sp1.00" not in u.key:
                 continue
             by_spk.setdefault(u.speaker, []).append(i)
+        per_speaker = (self.recipe.get("export") or {}).get("cohort_files")
+        if per_speaker:  # a seeded choice of a few recordings per speaker (bounds export time)
+            rng = np.random.default_rng(self.seed)
+            by_spk = {s: sorted(rng.permutation(idx)[: int(per_speaker)].tolist()) for s, idx in by_spk.items()}
         emb = self.embed(model, [self.train.waves[i][:16000 * 4] for idx in by_spk.values() for i in idx])
         out, k = [], 0
         for idx in by_spk.values():

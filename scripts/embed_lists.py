@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Embed every recording of some trial lists (and the seed protocol) once with a model; cache.
+
+Writes ``OUT.npz`` with ``files`` (paths relative to the data folder, ``seed/tes-NNN`` for the
+seed protocol's rows), ``embeddings`` and ``durations``. The ablation and benchmark scripts score
+every list and back-end variant from such caches.
+
+    python scripts/embed_lists.py MODEL --shared ../shared --lists libri-train-clean-dev ... --out emb.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speakerverify.audio import SAMPLE_RATE, check_waveform
+from speakerverify.data import from_seed_pickle, read_trials
+from speakerverify.verifier import Verifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--shared", type=Path, default=Path("../shared"))
+    ap.add_argument("--lists", nargs="+", required=True, help="trial list names (trials/NAME.txt), or 'seed'")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    data = a.shared / "data"
+    v = Verifier(a.model, threads=a.threads)
+    have: dict[str, tuple[np.ndarray, float]] = {}
+    if a.out.is_file():
+        old = np.load(a.out)
+        have = {str(f): (e, float(d)) for f, e, d in zip(old["files"], old["embeddings"], old["durations"],
+                                                         strict=True)}
+    waves: dict[str, np.ndarray] = {}
+    for name in a.lists:
+        if name == "seed":
+            for i, u in enumerate(from_seed_pickle(data / "seed-protocol/tes.pkl")):
+                waves[f"seed/tes-{i:03d}"] = check_waveform(u.wave, u.key, v.bundle.min_duration_s,
+                                                            reject_silence=False)
+            continue
+        for t in read_trials(data / "trials" / f"{name}.txt"):
+            for f in (t.enroll, t.test):
+                if f not in have and f not in waves:
+                    waves[f] = v.load(data / f)
+    todo = [f for f in waves if f not in have]
+    for k, f in enumerate(todo):
+        have[f] = (v.embed_waves([waves[f]])[0], len(waves[f]) / SAMPLE_RATE)
+        if k % 200 == 0:
+            print(f"{k}/{len(todo)}", flush=True)
+    files = sorted(have)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(a.out, files=np.array(files), embeddings=np.stack([have[f][0] for f in files]),
+             durations=np.array([have[f][1] for f in files]))
+    print(f"{a.out}: {len(files)} recordings")
+
+
+if __name__ == "__main__":
+    main()
