@@ -31,6 +31,7 @@ import soundfile as sf
 from speakerverify import metrics
 from speakerverify.audio import check_waveform, to_mono_16k
 from speakerverify.data import Trial, from_seed_pickle, read_index_pairs, read_trials
+from speakerverify.evaluate import score_trial_embeddings, trial_durations, trial_files
 from speakerverify.scoring import Calibration, cosine
 
 LISTS = ["libri-train-clean-dev", "libri-train-clean-test", "libri-test-other-test", "fsdd-test"]
@@ -155,20 +156,16 @@ def run_peer(python: Path, peers_py: Path, model: str, files: list[str], speed: 
 
 
 def trial_scores(system: dict, trials, root: Path, score_fn) -> tuple[np.ndarray, np.ndarray]:
-    emb, emb2 = system["emb"], system.get("emb2", system["emb"])
-    ea = np.stack([emb[str(root / t.enroll)] for t in trials])
-    eb = np.stack([emb2[str(root / t.test)] for t in trials])
-    return score_fn(ea, eb), np.array([t.label for t in trials])
+    """Scores and labels of a trial list from a system's embeddings (keyed by absolute path)."""
+    files = trial_files(trials)
+    emb = {f: system["emb"][str(root / f)] for f in files}
+    emb2 = {f: system.get("emb2", system["emb"])[str(root / f)] for f in files}
+    return score_trial_embeddings(trials, emb, score_fn, emb2)
 
 
-def trial_durations(trials, root: Path) -> np.ndarray:
-    """The shorter side of each trial in seconds (what a duration-aware calibration reads)."""
-    seconds: dict[str, float] = {}
-    for t in trials:
-        for p in (t.enroll, t.test):
-            if p not in seconds:
-                seconds[p] = sf.info(str(root / p)).duration
-    return np.array([min(seconds[t.enroll], seconds[t.test]) for t in trials])
+def durations_of(trials, root: Path) -> np.ndarray:
+    """The shorter side of each trial in seconds, from the files' headers."""
+    return trial_durations(trials, {f: sf.info(str(root / f)).duration for f in trial_files(trials)})
 
 
 def main() -> None:
@@ -196,7 +193,7 @@ def main() -> None:
         trials[SEED] = seed_trials(shared, tmp)
         files = sorted({str(data / p) for ts in trials.values() for t in ts for p in (t.enroll, t.test)})
         print(f"{len(files)} files over {len(trials)} trial lists", file=sys.stderr)
-        durations = {lst: trial_durations(ts, data) for lst, ts in trials.items()}
+        durations = {lst: durations_of(ts, data) for lst, ts in trials.items()}
         speed = speed_clips(shared, tmp)
         systems: dict[str, dict] = {}
         from speakerverify.verifier import Verifier

@@ -11,7 +11,8 @@
 3. "Pairwise training helps and accuracy grows with more diverse speakers": ``siamese-gru`` trained
    with the ``pairs`` task on 10, 25, 50, 100 and all 140 training speakers (ten consecutive 1-s
    clips of speech per speaker, fewer for the 28 speakers with under 10 s), and, as a control, the
-   same network and clips trained as a speaker classifier (softmax cross-entropy, no pairs).
+   same network and clips trained as a speaker classifier (softmax cross-entropy, no pairs: the
+   pairs task with ``pairs.objective=softmax``).
 
 Training reads only the ``train`` split; validation (epoch and threshold choice) uses the ``dev``
 split's speakers, or the last 10 ``trs.pkl`` speakers for the seed recipes; ``tes.pkl`` is read
@@ -36,16 +37,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 
-from speakerverify import metrics, models
-from speakerverify.data import from_manifest, load_array_pickle, read_index_pairs
-from speakerverify.embedding import write_model_dir
+from speakerverify import metrics
+from speakerverify.data import load_array_pickle, read_index_pairs
 from speakerverify.errors import SpeakerVerifyError
-from speakerverify.evaluate import evaluate_seed_pairs
-from speakerverify.features import build_frontend
+from speakerverify.evaluate import evaluate_seed_pairs, score_seed_protocol
 from speakerverify.train.loop import run_training
-from speakerverify.train.pairs import FeatureBank, make_pairs
 from speakerverify.verifier import Verifier
 
 DATA = Path("../shared/data")
@@ -156,102 +153,38 @@ def pairs_overrides(manifest: Path, dev: Sequence[str], seed: int, epochs: int) 
             f"seed={seed}", f"epochs={epochs}"]
 
 
-def _groups(speakers: Sequence[str]) -> list[list[int]]:
-    out: dict[str, list[int]] = {}
-    for i, s in enumerate(speakers):
-        out.setdefault(s, []).append(i)
-    return list(out.values())
-
-
-def train_classifier(manifest: Path, dev: Sequence[str], seed: int, epochs: int, run: Path,
+def train_classifier(manifest: Path, dev: Sequence[str], seed: int, epochs: int, run: Path, n_clips: int,
                      batch_size: int = 64, min_steps: int = 0) -> Path:
     """The control for "pairwise training helps": the pairs task's network (``siamese-gru``: one
     GRU(128) over the seed |STFT|), clips, batch size, optimiser and dev-split epoch choice, but
-    trained as a softmax classifier over the training speakers instead of on same/different pairs.
-    Exported with the head set to sigmoid(cos) so the Verifier scores it like the pairs models."""
-    if finished(run):
-        return run
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    utts = from_manifest(manifest, splits=["train", "dev"])
-    dev_set = set(dev)
-    train_utts = [u for u in utts if u.speaker not in dev_set]
-    val_utts = [u for u in utts if u.speaker in dev_set]
-    frontend_cfg = {"type": "seed-stft"}
-    frontend = build_frontend(dict(frontend_cfg))
-    params = {"hidden": 128, "input_dim": int(frontend.dim)}
-    net = models.build("siamese-gru", **params)
-    names = list(dict.fromkeys(u.speaker for u in train_utts))
-    labels = torch.tensor([names.index(u.speaker) for u in train_utts])
-    head = torch.nn.Linear(128, len(names))
-    train_bank, val_bank = FeatureBank(train_utts, frontend), FeatureBank(val_utts, frontend)
-    val_pairs = make_pairs(_groups([u.speaker for u in val_utts]), np.random.default_rng(0))
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3, eps=1e-7)
-    epochs = max(epochs, -(-min_steps // -(-len(train_utts) // batch_size)))
-    cpu = torch.device("cpu")
-
-    def val_scores() -> np.ndarray:
-        net.eval()
-        with torch.no_grad():
-            f, n = val_bank.take(np.arange(len(val_utts)), cpu)
-            e = F.normalize(net(f, n), dim=-1)
-            s = (e[val_pairs[:, 0]] * e[val_pairs[:, 1]]).sum(-1)
-        net.train()
-        return torch.sigmoid(s).double().numpy()
-
-    best, history = None, []
-    for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch, 1]).permutation(len(train_utts))
-        loss_sum = 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            f, n = train_bank.take(idx, cpu)
-            loss = F.cross_entropy(head(net(f, n)), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss) * len(idx)
-        val_eer, thr = metrics.eer(val_scores(), val_pairs[:, 2])
-        history.append({"epoch": epoch + 1, "train_ce": loss_sum / len(order), "val_eer": 100 * val_eer})
-        if best is None or val_eer < best["val_eer"]:
-            best = {"epoch": epoch + 1, "val_eer": val_eer, "threshold": thr,
-                    "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
-    state = best["state"]
-    state["head.dense.weight"] = torch.ones(1, 1)
-    state["head.dense.bias"] = torch.zeros(1)
-    backend = {"thresholds": {"eer": best["threshold"]},
-               "validation": {"pairs": len(val_pairs), "speakers": len(dev), "eer_percent": 100 * best["val_eer"]}}
-    write_model_dir(run / "model", "siamese-gru", params, frontend_cfg, state, name="siamese-gru-softmax",
-                    version="1", min_duration_s=0.5, backend=backend,
-                    extra={"training": {"task": "softmax (scripts/claims.py)", "seed": seed, "epoch": best["epoch"],
-                                        "train_speakers": len(names), "train_clips": len(train_utts)}})
-    (run / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-    (run / "claims_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    return run
+    trained as a softmax classifier over the training speakers instead of on same/different pairs
+    (the pairs task's ``pairs.objective: softmax``; its head then scores sigmoid(cos), so the
+    Verifier scores it like the pairs models). ``min_steps``: at least this many updates."""
+    epochs = max(epochs, -(-min_steps // -(-n_clips // batch_size)))
+    return train_recipe("seed-siamese-gru.yaml", run,
+                        [*pairs_overrides(manifest, dev, seed, epochs), "pairs.objective=softmax",
+                         f"batch_size={batch_size}", "export.name=siamese-gru-softmax"])
 
 
 # ---------------------------------------------------------------------------------------------
 # Scoring on the seed protocol's test pairs
 # ---------------------------------------------------------------------------------------------
 
-def test_protocol() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    clips = load_array_pickle(SEED_DIR / "tes.pkl").astype(np.float32)
-    pairs = np.array(read_index_pairs(SEED_DIR / "test_pairs.txt"))
-    speakers = np.repeat(np.arange(clips.shape[0] // 10), 10)
-    return list(clips), pairs, speakers, pairs[:, 0]
+def test_protocol() -> tuple[np.ndarray, np.ndarray]:
+    """The test clips' speakers (ten consecutive rows each) and the fixed pairs' labels."""
+    n = len(load_array_pickle(SEED_DIR / "tes.pkl"))
+    return np.repeat(np.arange(n // 10), 10), np.array(read_index_pairs(SEED_DIR / "test_pairs.txt"))[:, 0]
 
 
-def score_model(model: str | Path, protocol: tuple) -> dict:
-    """Embed every ``tes.pkl`` row (``embed_waves``: no input validation, so the silent row 131 is
-    kept as the notebook kept it) and score all 1800 fixed pairs with ``score_embeddings``."""
-    waves, pairs, _, labels = protocol
+def score_model(model: str | Path | None) -> dict:
+    """Every ``tes.pkl`` row embedded as given (the silent row 131 too, as the notebook kept it)
+    and all 1800 fixed pairs scored: ``speakerverify.evaluate.score_seed_protocol``."""
     v = Verifier(model, threads=1)
-    first = v.embed_waves(waves, batch_size=50)
-    second = v.embed_waves(waves, second=True, batch_size=50) if v.bundle.two_branch else first
-    scores = v.score_embeddings(first[pairs[:, 1]], second[pairs[:, 2]]).astype(np.float64)
+    seed = score_seed_protocol(v, SEED_DIR / "tes.pkl", SEED_DIR / "test_pairs.txt", batch_size=50)
+    scores, labels = seed.scores, seed.labels
     thr = v.backend.threshold(duration_s=1.0)  # every tes.pkl clip is 1 s long
     out = {"model": v.model_ident, "eer": 100 * metrics.eer(scores, labels)[0], "threshold": thr,
-           "acc": 100 * metrics.accuracy(scores, labels, thr), "scores": scores, "emb": first}
+           "acc": 100 * metrics.accuracy(scores, labels, thr), "scores": scores, "emb": seed.embeddings}
     if "sigmoid_half" in v.backend.thresholds:
         out["acc_half"] = 100 * metrics.accuracy(scores, labels, 0.5)
     cfg = v.bundle.config.get("training") or {}
@@ -501,8 +434,7 @@ def main() -> None:
     t_start = time.perf_counter()
     args.runs.mkdir(parents=True, exist_ok=True)
     args.figs.mkdir(parents=True, exist_ok=True)
-    protocol = test_protocol()
-    _, _, test_speakers, labels = protocol
+    test_speakers, labels = test_protocol()
 
     # ---- training -------------------------------------------------------------------------
     seed_run = train_recipe("seed-siamese-gru-seed.yaml", args.runs / "seed-siamese-gru-seed-s0",
@@ -533,17 +465,17 @@ def main() -> None:
                              pairs_overrides(manifest, dev, seed, epochs)))
             curve_runs["softmax"].setdefault(n, []).append(
                 train_classifier(manifest, dev, seed, args.softmax_epochs, args.runs / f"curve-softmax-n{n}-s{seed}",
-                                 min_steps=args.softmax_min_steps))
+                                 sum(len(speakers[s]["clips"]) for s in train), min_steps=args.softmax_min_steps))
     t_trained = time.perf_counter()
 
     # ---- scoring --------------------------------------------------------------------------
-    default = score_model(args.model, protocol)
-    seed_res = score_model(seed_run, protocol)
+    default = score_model(args.model)
+    seed_res = score_model(seed_run)
     curve: dict[str, dict[int, list[dict]]] = {k: {} for k in curve_runs}
     for kind, by_n in curve_runs.items():
         for n, runs in by_n.items():
             for run in runs:
-                r = score_model(run, protocol)
+                r = score_model(run)
                 r["run"], r["seconds"] = str(run), run_seconds(run)
                 curve[kind].setdefault(n, []).append(r)
     n_max = max(curve["pairs"])
@@ -570,7 +502,7 @@ def main() -> None:
                                "acc_half_seeds": [s[1] for s in t["seeds"]], "source": "docs/results-seed.md"})
     else:
         for m in SEED_MODELS:
-            rs = [score_model(r, protocol) for r in own_seed_runs[m]]
+            rs = [score_model(r) for r in own_seed_runs[m]]
             model_rows.append({"name": m, "label": f"{m}\ntrs.pkl", "color": colors[m], "n": len(rs),
                                "source": "this script",
                                **{k: mean_sd([r[k] for r in rs]) for k in ("eer", "acc", "acc_half")},

@@ -22,9 +22,9 @@ import torch
 import yaml
 
 from speakerverify import metrics
-from speakerverify.data import load_array_pickle, read_index_pairs
-from speakerverify.embedding import load_model
+from speakerverify.evaluate import score_seed_protocol
 from speakerverify.train.loop import run_training
+from speakerverify.verifier import Verifier
 
 MODELS = ["siamese-gru-seed", "siamese-gru", "siamese-cnn"]
 SEED_DIR = Path("../shared/data/seed-protocol")
@@ -49,27 +49,15 @@ def final_epoch_model(run: Path) -> Path:
     return dest
 
 
-@torch.no_grad()
 def score_seed_pairs(model_dir: Path, pkl: Path, pairs_path: Path) -> dict:
-    """Every row of the pickle embedded as it is (branch 1 for i, branch 2 for j), every pair scored.
-
-    ``speakerverify.evaluate.evaluate_seed_pairs`` validates clips as user input and rejects
-    ``tes.pkl`` row 131 (peak 6e-5, i.e. silent), which would drop pairs the notebook scored.
-    """
-    bundle = load_model(model_dir)
-    clips = torch.from_numpy(load_array_pickle(pkl)).float()
-    pairs = read_index_pairs(pairs_path)
-    labels = torch.tensor([p[0] for p in pairs]).numpy()
-    feats, frames = bundle.frontend(clips)
-    net = bundle.network
-    ea = net(feats, frames)
-    eb = net.forward_second(feats, frames) if bundle.two_branch else ea
-    i, j = torch.tensor([p[1] for p in pairs]), torch.tensor([p[2] for p in pairs])
-    scores = net.score(ea[i], eb[j]).double().numpy()
-    thresholds = bundle.backend.get("thresholds", {})
-    return {"pair_accuracy": metrics.accuracy(scores, labels, thresholds.get("eer", 0.5)),
+    """Every row of the pickle embedded as it is, every pair scored
+    (``speakerverify.evaluate.score_seed_protocol``), at the exported threshold and at 0.5."""
+    v = Verifier(model_dir, threads=1)
+    seed = score_seed_protocol(v, pkl, pairs_path, batch_size=200)
+    scores, labels = seed.scores, seed.labels
+    return {"pair_accuracy": metrics.accuracy(scores, labels, v.backend.thresholds.get("eer", 0.5)),
             "pair_accuracy_at_0_5": metrics.accuracy(scores, labels, 0.5),
-            "eer_percent": 100 * metrics.eer(scores, labels)[0], "n_pairs": len(pairs)}
+            "eer_percent": 100 * metrics.eer(scores, labels)[0], "n_pairs": len(labels)}
 
 
 def evaluate_run(run: Path) -> dict:

@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from speakerverify.data import Utterance, from_manifest, read_trials
+from speakerverify.errors import RecipeError
 from speakerverify.evaluate import trial_files
 from speakerverify.scoring import cosine, l2_normalize
 from speakerverify.scoring.fit import DevCondition, FittedBackend, fit_backend
@@ -88,6 +89,10 @@ def refit_backend(verifier: Verifier, recipe: dict) -> tuple[FittedBackend, np.n
     from the recipe's dev list and training manifest (``data``) and ``export`` settings; also the
     AS-norm cohort it was fitted with."""
     data, exp = recipe["data"], recipe.get("export") or {}
+    if data.get("dev") is not None or data.get("manifests") is not None or exp.get("cohort_files"):
+        raise RecipeError("refitting outside training supports recipes with one dev list (data.dev_trials) and one "
+                          "training manifest (data.manifest); data.dev, data.manifests and export.cohort_files "
+                          "are fitted by the embedding task's export only")
 
     def embed(waves: Sequence[np.ndarray]) -> np.ndarray:
         return verifier.embed_waves(list(waves))
