@@ -283,3 +283,23 @@ def test_large_gallery_index_is_updated_in_place(tmp_path, monkeypatch):
     # Another process's store (no shared index) builds its own and agrees.
     other = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
     assert other.identify(tone(freqs[25], seed=6)).to_dict()["candidates"][0]["speaker"] == f"s{freqs[25]}"
+
+
+def test_enrollment_policy_without_a_database() -> None:
+    from speakerverify.store.enrollment import select_clips, speaker_embedding
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal(32)
+    same = [base + 0.3 * rng.standard_normal(32) for _ in range(4)]
+    odd = rng.standard_normal(32)
+
+    def cos(a, b):
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    sel = select_clips(same[:1], [*same[1:], odd], ["b", "c", "d", "odd"], threshold=0.5, score=cos)
+    assert sel.keep == [0, 1, 2] and [r["file"] for r in sel.rejected] == ["odd"] and not sel.warnings
+    np.testing.assert_allclose(sel.embedding, speaker_embedding(np.stack(same)), atol=1e-6)
+    # The model would accept the odd clip (threshold below its score): it stays.
+    assert select_clips([], [*same, odd], list("abcde"), threshold=-1.0, score=cos).keep == [0, 1, 2, 3, 4]
+    two = select_clips([], [base, -base], ["a", "b"], threshold=0.5, score=cos)
+    assert two.keep == [0, 1] and "below the model's threshold" in two.warnings[0]
