@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from speakerverify.evaluate import trial_files
 from speakerverify.scoring import cosine, l2_normalize
 from speakerverify.scoring.fit import DevCondition, FittedBackend, fit_backend
 from speakerverify.train.augment import telephone
+from speakerverify.train.recipe import check_keys
 
 if TYPE_CHECKING:
     from speakerverify.verifier import Verifier
@@ -65,6 +66,89 @@ class DevList:
                 self.condition("short", short_telephone_crops(self.waves, short_s), embed)]
 
 
+def manifest_specs(data: dict) -> list[dict]:
+    """``data.manifests`` (several corpora) or the single legacy ``data.manifest``, as
+    ``{path, weight, name}`` dicts. ``weight`` scales the chance that a batch draws each of the
+    corpus' files (1.0: every training file equally likely); ``name`` prefixes the corpus'
+    speaker ids so that two corpora's speaker "12" stay two speakers."""
+    items = data.get("manifests")
+    if items is None:
+        return [{"path": data["manifest"], "weight": 1.0, "name": ""}] if data.get("manifest") else []
+    if not isinstance(items, list) or not items:
+        raise RecipeError("recipe: data.manifests must be a non-empty list of manifest paths or {path, weight, name}")
+    specs = []
+    for item in items:
+        spec = {"path": item} if isinstance(item, str) else dict(item)
+        if not isinstance(spec, dict) or "path" not in spec:
+            raise RecipeError(f"recipe: data.manifests entry {item!r} has no path")
+        check_keys(spec, "data.manifests[]", {"path", "weight", "name"})
+        weight = float(spec.get("weight", 1.0))
+        if weight <= 0:
+            raise RecipeError(f"recipe: data.manifests weight for {spec['path']} must be positive")
+        specs.append({"path": spec["path"], "weight": weight, "name": str(spec.get("name") or
+                                                                           _path(spec["path"]).parent.name)})
+    return specs
+
+
+
+def dev_specs(data: dict, export: dict | None = None) -> tuple[list[dict], bool]:
+    """``data.dev``: dev lists, each ``{trials, root, short_s}`` (``short_s``: also score
+    ``short_s``-second telephone-band crops of its recordings), or the legacy single
+    ``dev_trials``/``dev_root`` with ``export.short_dev_s``. Second value: legacy."""
+    items = data.get("dev")
+    if items is None:
+        short_s = float((export or {}).get("short_dev_s", 1.0))
+        legacy = {"trials": data["dev_trials"], "root": data["dev_root"], "short_s": short_s}
+        return [legacy], True
+    if not isinstance(items, list) or not items:
+        raise RecipeError("recipe: data.dev must be a non-empty list of {trials, root, short_s}")
+    specs = []
+    for item in items:
+        if not isinstance(item, dict) or "trials" not in item:
+            raise RecipeError(f"recipe: data.dev entry {item!r} needs trials")
+        check_keys(item, "data.dev[]", {"trials", "root", "short_s"})
+        if "test" in _path(item["trials"]).name:
+            raise RecipeError(f"recipe: {item['trials']} looks like a test list; dev lists only")
+        specs.append({"trials": item["trials"], "root": item.get("root", "../shared/data"),
+                      "short_s": item.get("short_s")})
+    return specs, False
+
+
+def fitted_on(specs: list[dict]) -> str:
+    """backend.json's note of the dev conditions a back end was fitted on."""
+    return "; ".join(f"{s['trials']} (clean + short telephone-band crops)" if s.get("short_s") else str(s["trials"])
+                     for s in specs)
+
+def train_utterances(specs: list[dict]) -> tuple[list[Utterance], np.ndarray | None]:
+    """The TRAIN-split utterances of the manifests in ``specs`` (:func:`manifest_specs`), speaker
+    ids prefixed by corpus when there are several, and each file's sampling probability (None:
+    uniform)."""
+    utts: list[Utterance] = []
+    weights: list[float] = []
+    for spec in specs:
+        found = from_manifest(_path(spec["path"]), splits=["train"])
+        if len(specs) > 1:  # speaker ids stay distinct per corpus
+            found = [replace(u, key=f"{spec['name']}/{u.key}", speaker=f"{spec['name']}/{u.speaker}") for u in found]
+        utts.extend(found)
+        weights.extend([spec["weight"]] * len(found))
+    w = np.asarray(weights, dtype=np.float64)
+    return utts, (None if len(w) == 0 or np.all(w == w[0]) else w / w.sum())
+
+
+def dev_conditions(specs: list[dict], legacy: bool = False) -> list[tuple[str, DevList, list[np.ndarray]]]:
+    """Each dev list's recordings as they are and, where the spec has ``short_s``, seeded short
+    telephone-band crops of them: ``(condition name, list, waves)``. Legacy names: waves, short."""
+    out = []
+    for spec in specs:
+        dev = DevList.read(_path(spec["trials"]), _path(spec["root"]))
+        stem = _path(spec["trials"]).stem
+        out.append(("waves" if legacy else stem, dev, dev.waves))
+        if spec.get("short_s"):
+            name = "short" if legacy else f"{stem}-short{float(spec['short_s']):g}s-tel"
+            out.append((name, dev, short_telephone_crops(dev.waves, float(spec["short_s"]))))
+    return out
+
+
 def short_telephone_crops(waves: Sequence[np.ndarray], seconds: float, seed: int = 12345) -> list[np.ndarray]:
     """A seeded ``seconds``-long crop of each wave, through the telephone channel."""
     rng = np.random.default_rng(seed)
@@ -76,8 +160,16 @@ def short_telephone_crops(waves: Sequence[np.ndarray], seconds: float, seed: int
     return out
 
 
-def speaker_cohort(utts: Sequence[Utterance], embed: Embed) -> np.ndarray:
-    """One normalised mean embedding per speaker of ``utts`` (their first 4 s), in first-seen order."""
+def speaker_cohort(utts: Sequence[Utterance], embed: Embed, per_speaker: int | None = None,
+                   seed: int = 0) -> np.ndarray:
+    """One normalised mean embedding per speaker of ``utts`` (their first 4 s), in first-seen order;
+    ``per_speaker``: a seeded choice of at most that many recordings of each speaker."""
+    if per_speaker:
+        groups: dict[str, list[Utterance]] = {}
+        for u in utts:
+            groups.setdefault(u.speaker, []).append(u)
+        rng = np.random.default_rng(seed)
+        utts = [g[i] for g in groups.values() for i in sorted(rng.permutation(len(g))[:int(per_speaker)])]
     by_spk: dict[str, list[np.ndarray]] = {}
     for u in utts:
         by_spk.setdefault(u.speaker, []).append(sf.read(u.path, dtype="float32")[0][:int(SR * COHORT_CLIP_S)])
@@ -86,23 +178,19 @@ def speaker_cohort(utts: Sequence[Utterance], embed: Embed) -> np.ndarray:
 
 def refit_backend(verifier: Verifier, recipe: dict) -> tuple[FittedBackend, np.ndarray]:
     """The back end of ``verifier``'s model fitted afresh as the embedding task's export fits it,
-    from the recipe's dev list and training manifest (``data``) and ``export`` settings; also the
+    from the recipe's dev lists and training manifests (``data``) and ``export`` settings; also the
     AS-norm cohort it was fitted with."""
     data, exp = recipe["data"], recipe.get("export") or {}
-    if data.get("dev") is not None or data.get("manifests") is not None or exp.get("cohort_files"):
-        raise RecipeError("refitting outside training supports recipes with one dev list (data.dev_trials) and one "
-                          "training manifest (data.manifest); data.dev, data.manifests and export.cohort_files "
-                          "are fitted by the embedding task's export only")
 
     def embed(waves: Sequence[np.ndarray]) -> np.ndarray:
         return verifier.embed_waves(list(waves))
 
-    dev = DevList.read(_path(data["dev_trials"]), _path(data["dev_root"]))
-    conditions = dev.conditions(embed, float(exp.get("short_dev_s", 1.0)))
-    cohort = speaker_cohort(from_manifest(_path(data["manifest"]), splits=["train"]), embed)
+    specs, legacy = dev_specs(data, exp)
+    conditions = [dev.condition(name, waves, embed) for name, dev, waves in dev_conditions(specs, legacy)]
+    utts, _ = train_utterances(manifest_specs(data))
+    cohort = speaker_cohort(utts, embed, exp.get("cohort_files"))
     fitted = fit_backend(conditions, cohort, asnorm=bool(exp.get("asnorm", True)), top_k=int(exp.get("top_k", 50)),
-                         far=exp.get("far", [0.01, 0.001]),
-                         fitted_on=str(data["dev_trials"]) + " (clean + short telephone-band crops)")
+                         far=exp.get("far", [0.01, 0.001]), fitted_on=fitted_on(specs))
     return fitted, cohort
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +40,15 @@ import torch
 from torch import nn
 
 from speakerverify import metrics, models
-from speakerverify.data import Utterance, from_manifest, manifest_hash, read_trials
+from speakerverify.data import Utterance, manifest_hash
 from speakerverify.embedding import load_model, write_model_dir
 from speakerverify.features import build_frontend
 from speakerverify.scoring import cosine, l2_normalize
 from speakerverify.scoring.fit import DevCondition, fit_backend
-from speakerverify.train.augment import AugmentConfig, WaveAugmenter, spec_augment, telephone
+from speakerverify.train.augment import AugmentConfig, WaveAugmenter, spec_augment
+from speakerverify.train.devsets import dev_conditions, dev_specs, fitted_on, manifest_specs, train_utterances
 from speakerverify.train.losses import build_head, distillation, margin_at
-from speakerverify.train.recipe import RecipeError, check_keys
+from speakerverify.train.recipe import RecipeError
 from speakerverify.train.task import Task, register_task
 
 
@@ -57,30 +58,6 @@ def _path(p: str) -> Path:
 
 def _speed_bucket(factor: float) -> str:
     return "slow" if factor < 0.93 else "fast" if factor > 1.07 else ""
-
-
-def manifest_specs(data: dict) -> list[dict]:
-    """``data.manifests`` (several corpora) or the single legacy ``data.manifest``, as
-    ``{path, weight, name}`` dicts. ``weight`` scales the chance that a batch draws each of the
-    corpus' files (1.0: every training file equally likely); ``name`` prefixes the corpus'
-    speaker ids so that two corpora's speaker "12" stay two speakers."""
-    items = data.get("manifests")
-    if items is None:
-        return [{"path": data["manifest"], "weight": 1.0, "name": ""}] if data.get("manifest") else []
-    if not isinstance(items, list) or not items:
-        raise RecipeError("recipe: data.manifests must be a non-empty list of manifest paths or {path, weight, name}")
-    specs = []
-    for item in items:
-        spec = {"path": item} if isinstance(item, str) else dict(item)
-        if not isinstance(spec, dict) or "path" not in spec:
-            raise RecipeError(f"recipe: data.manifests entry {item!r} has no path")
-        check_keys(spec, "data.manifests[]", {"path", "weight", "name"})
-        weight = float(spec.get("weight", 1.0))
-        if weight <= 0:
-            raise RecipeError(f"recipe: data.manifests weight for {spec['path']} must be positive")
-        specs.append({"path": spec["path"], "weight": weight, "name": str(spec.get("name") or
-                                                                           _path(spec["path"]).parent.name)})
-    return specs
 
 
 def freeze_layers(model: nn.Module, prefixes: list[str]) -> None:
@@ -128,12 +105,6 @@ def teacher_embeddings(bundle, train: TrainSet, max_s: float) -> np.ndarray:
     return emb
 
 
-def fitted_on(specs: list[dict]) -> str:
-    """backend.json's note of the dev conditions a back end was fitted on."""
-    return "; ".join(f"{s['trials']} (clean + short telephone-band crops)" if s.get("short_s") else str(s["trials"])
-                     for s in specs)
-
-
 class TrainSet:
     """Waveforms in memory, each with a class id, a sampling weight and (optionally) a teacher
     embedding."""
@@ -151,20 +122,7 @@ class TrainSet:
                 self.utts.append(Utterance(key=str(rel), speaker=cls, path=root / str(rel)))
         else:
             self.teacher = None
-            specs = manifest_specs(data)
-            if not specs:
-                raise RecipeError("recipe: data needs manifests (or manifest, or teacher)")
-            prefix = len(specs) > 1
-            weights = []
-            for spec in specs:
-                utts = from_manifest(_path(spec["path"]), splits=["train"])
-                if prefix:  # speaker ids stay distinct per corpus
-                    utts = [replace(u, key=f"{spec['name']}/{u.key}", speaker=f"{spec['name']}/{u.speaker}")
-                            for u in utts]
-                self.utts.extend(utts)
-                weights.extend([spec["weight"]] * len(utts))
-            w = np.asarray(weights, dtype=np.float64)
-            self.weights = None if np.all(w == w[0]) else w / w.sum()
+            self.utts, self.weights = train_utterances(manifest_specs(data))
         max_speakers = data.get("max_speakers")
         if max_speakers:
             # A seeded subset of the training speakers (learning curves, quick tests).
@@ -332,52 +290,11 @@ class EmbeddingTask(Task):
         return total, logs
 
     # ---- validation and export (dev split only) -------------------------------------------
-    def _dev_specs(self) -> tuple[list[dict], bool]:
-        """``data.dev``: dev lists, each ``{trials, root, short_s}`` (``short_s``: also score
-        ``short_s``-second telephone-band crops of its recordings), or the legacy single
-        ``dev_trials``/``dev_root`` with ``export.short_dev_s``. Second value: legacy."""
-        items = self.data_cfg.get("dev")
-        if items is None:
-            short_s = float((self.recipe.get("export") or {}).get("short_dev_s", 1.0))
-            legacy = {"trials": self.data_cfg["dev_trials"], "root": self.data_cfg["dev_root"], "short_s": short_s}
-            return [legacy], True
-        if not isinstance(items, list) or not items:
-            raise RecipeError("recipe: data.dev must be a non-empty list of {trials, root, short_s}")
-        specs = []
-        for item in items:
-            if not isinstance(item, dict) or "trials" not in item:
-                raise RecipeError(f"recipe: data.dev entry {item!r} needs trials")
-            check_keys(item, "data.dev[]", {"trials", "root", "short_s"})
-            if "test" in _path(item["trials"]).name:
-                raise RecipeError(f"recipe: {item['trials']} looks like a test list; dev lists only")
-            specs.append({"trials": item["trials"], "root": item.get("root", "../shared/data"),
-                          "short_s": item.get("short_s")})
-        return specs, False
-
     def _dev_data(self) -> list[dict]:
         """Dev conditions: each a name, its recordings (waves), trial indices and labels."""
         if self._dev is None:
-            specs, legacy = self._dev_specs()
-            self._dev = []
-            for spec in specs:
-                trials = read_trials(_path(spec["trials"]))
-                root = _path(spec["root"])
-                files = sorted({t.enroll for t in trials} | {t.test for t in trials})
-                idx = {f: i for i, f in enumerate(files)}
-                waves = [_read_mono(root / f) for f in files]
-                base = {"ia": np.array([idx[t.enroll] for t in trials]), "ib": np.array([idx[t.test] for t in trials]),
-                        "labels": np.array([t.label for t in trials]), "trials": str(spec["trials"])}
-                stem = _path(spec["trials"]).stem
-                self._dev.append({**base, "name": "waves" if legacy else stem, "waves": waves})
-                if spec["short_s"]:
-                    rng = np.random.default_rng(12345)
-                    n = int(float(spec["short_s"]) * 16000)
-                    short = []
-                    for w in waves:
-                        start = int(rng.integers(0, max(1, len(w) - n)))
-                        short.append(telephone(w[start:start + n], rng))
-                    name = "short" if legacy else f"{stem}-short{float(spec['short_s']):g}s-tel"
-                    self._dev.append({**base, "name": name, "waves": short})
+            self._dev = [{"name": name, "waves": waves, "ia": dev.ia, "ib": dev.ib, "labels": dev.labels}
+                         for name, dev, waves in dev_conditions(*dev_specs(self.data_cfg, self.recipe.get("export")))]
         return self._dev
 
     @torch.no_grad()
@@ -422,7 +339,8 @@ class EmbeddingTask(Task):
                                            emb[d["ia"]], emb[d["ib"]]))
         cohort = self._cohort(model)
         fitted = fit_backend(conditions, cohort, asnorm=bool(exp.get("asnorm", True)), top_k=int(exp.get("top_k", 50)),
-                             far=exp.get("far", [0.01, 0.001]), fitted_on=fitted_on(self._dev_specs()[0]))
+                             far=exp.get("far", [0.01, 0.001]),
+                             fitted_on=fitted_on(dev_specs(self.data_cfg, self.recipe.get("export"))[0]))
         write_model_dir(out_dir, arch, params, self.frontend_cfg, model.state_dict(),
                         name=exp.get("name", arch), version=str(exp.get("version", "1")),
                         min_duration_s=float(exp.get("min_duration_s", 0.1)), backend=fitted.backend,
