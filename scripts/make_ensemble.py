@@ -24,7 +24,7 @@ import torch
 
 from speakerverify import models
 from speakerverify.embedding import load_model, write_model_dir
-from speakerverify.embedding.model_dir import write_backend
+from speakerverify.embedding.model_dir import half_weights, write_backend
 from speakerverify.train.devsets import refit_backend
 from speakerverify.train.loop import resolve_recipe
 from speakerverify.train.recipe import dump_recipe
@@ -55,7 +55,7 @@ def main() -> None:
     for member, bundle in zip(network.members, bundles, strict=True):
         member.load_state_dict(bundle.network.state_dict())
     # The loader copies float16 tensors into the float32 network: the back end is fitted on what ships.
-    state = {k: (v.half() if a.half_weights and _is_weight(k, v) else v) for k, v in network.state_dict().items()}
+    state = half_weights(network.state_dict()) if a.half_weights else network.state_dict()
     exp = recipe.get("export") or {}
     model_dir = write_model_dir(a.out / "model", "ensemble", {"members": members}, recipe["frontend"], state,
                                 name=exp.get("name", "ensemble"), version=str(exp.get("version", "1")),
@@ -69,11 +69,6 @@ def main() -> None:
             "end_time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     (a.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {model_dir}; dev EER % {json.dumps(fitted.backend.get('dev_eer_percent'))}")
-
-
-def _is_weight(name: str, tensor: torch.Tensor) -> bool:
-    """Learned weights; BatchNorm statistics keep float32 (tiny variances would lose precision)."""
-    return tensor.is_floating_point() and "running_" not in name
 
 
 def _meta(run: Path) -> dict:

@@ -154,3 +154,9 @@ def load_model(name_or_dir: str | Path | None = None) -> ModelBundle:
     backend = json.loads(backend_file.read_text()) if backend_file.is_file() else {}
     cohort = np.load(cohort_file) if cohort_file.is_file() else None
     return ModelBundle(directory, config, frontend, network, backend, cohort)
+
+
+def half_weights(state: dict) -> dict:
+    """``state`` with its learned weights as float16 (half the size on disk; the loader copies them
+    into the float32 network); BatchNorm statistics keep float32 (tiny variances would lose precision)."""
+    return {k: (v.half() if v.is_floating_point() and "running_" not in k else v) for k, v in state.items()}
