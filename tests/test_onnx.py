@@ -128,3 +128,25 @@ def test_shipped_default_model(tmp_path: Path) -> None:
         assert np.all(cosines(o_single, t_single) > 0.9999)
         assert np.all(cosines(torch_e.embed_batch(w, second), t_single) > 0.99999)
         assert np.all(cosines(onnx_e.embed_batch(w, second), o_single) > 0.99999)
+
+
+def test_onnx_engine_exports_on_first_use_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model directory without model.onnx (as shipped models are, to stay small) still runs on
+    onnxruntime: the graph is exported once into the cache, then reused."""
+    from speakerverify.embedding import make_embedder
+
+    monkeypatch.setenv("SPEAKERVERIFY_CACHE", str(tmp_path / "cache"))
+    net = small_model("campplus")
+    directory = write_model_dir(tmp_path / "m", "campplus", SMALL["campplus"], {"type": "kaldi-fbank"},
+                                net.state_dict(), name="tiny")
+    bundle = load_model(directory)
+    assert not bundle.onnx_path.exists()
+    first = make_embedder(bundle, "onnx", threads=1)
+    cached = list((tmp_path / "cache" / "onnx").glob("tiny-*.onnx"))
+    assert len(cached) == 1 and first.path == cached[0]
+    stamp = cached[0].stat().st_mtime_ns
+    w = [x for x in waves(3)]
+    assert np.all(cosines(first.embed_batch(w), TorchEmbedder(bundle).embed_batch(w)) > 0.9999)
+    again = make_embedder(load_model(directory), "onnx", threads=1)
+    assert again.path == cached[0] and cached[0].stat().st_mtime_ns == stamp
+    assert not list((tmp_path / "cache" / "onnx").glob(".*.tmp"))

@@ -10,10 +10,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from speakerverify.embedding.model_dir import (
     DEFAULT_MODEL,
     PRETRAINED,
     ModelBundle,
+    file_sha256,
     load_model,
     resolve_model_dir,
     shipped_models,
@@ -28,6 +32,26 @@ __all__ = ["DEFAULT_MODEL", "ENGINES", "PRETRAINED", "ModelBundle", "TorchEmbedd
            "pad_batch", "resolve_model_dir", "shipped_models", "write_model_dir"]
 
 
+def cached_onnx(bundle: ModelBundle) -> Path:
+    """The ONNX graph of a model directory that ships none (a shipped model keeps only its float16
+    ``model.pt`` to stay small): exported on first use into the user's cache
+    (``$SPEAKERVERIFY_CACHE`` or ~/.cache/speakerverify/onnx), keyed by the weights' SHA-256, and
+    reused after; written to a temporary name and renamed, so a crash never leaves half a file."""
+    from speakerverify.embedding.onnx_export import export_onnx
+
+    root = Path(os.environ.get("SPEAKERVERIFY_CACHE") or Path.home() / ".cache" / "speakerverify") / "onnx"
+    path = root / f"{bundle.name}-{file_sha256(bundle.weights_path)[:16]}.onnx"
+    if not path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            export_onnx(bundle, tmp)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
 def make_embedder(bundle: ModelBundle, engine: str = "torch", threads: int | None = None):
     """The inference engine ``engine`` (torch or onnx) over ``bundle``."""
     if engine == "torch":
@@ -35,5 +59,6 @@ def make_embedder(bundle: ModelBundle, engine: str = "torch", threads: int | Non
     if engine == "onnx":
         from speakerverify.embedding.onnx_embedder import OnnxEmbedder  # onnxruntime loads only when asked for
 
-        return OnnxEmbedder(bundle, threads)
+        path = bundle.onnx_path if bundle.onnx_path.is_file() else cached_onnx(bundle)
+        return OnnxEmbedder(bundle, threads, path)
     raise ModelError(f"unknown engine {engine!r}: use torch or onnx")
