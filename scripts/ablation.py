@@ -12,6 +12,7 @@ reported, never used to choose.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +38,13 @@ def trial_pairs(shared: Path, name: str) -> tuple[list[str], list[str], np.ndarr
     return [t.enroll for t in trials], [t.test for t in trials], np.array([t.label for t in trials])
 
 
-def cached(model: Path, shared: Path, cache: Path, threads: int) -> dict[str, np.ndarray]:
+def cached(model: Path, shared: Path, cache: Path, threads: int, vad: str | None = None,
+           base: Path | None = None) -> dict[str, np.ndarray]:
     lists = DEV + TEST + ["seed"]
     cmd = [sys.executable, str(Path(__file__).with_name("embed_lists.py")), str(model), "--shared", str(shared),
            "--lists", *lists, "--out", str(cache), "--threads", str(threads)]
+    if vad is not None:
+        cmd += ["--vad", vad] + (["--base", str(base)] if base is not None and base.is_file() else [])
     subprocess.run(cmd, check=True)
     z = np.load(cache)
     return {str(f): e for f, e in zip(z["files"], z["embeddings"], strict=True)}
@@ -68,16 +72,24 @@ def step_eers(model: Path, emb: dict[str, np.ndarray], shared: Path) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
-    ap.add_argument("--step", action="append", required=True, help="LABEL=MODEL_DIR, in order")
+    ap.add_argument("--step", action="append", required=True,
+                    help="LABEL=MODEL_DIR, in order; LABEL=MODEL_DIR|VAD embeds under a speech-activity "
+                         "policy (embed_lists.py --vad: 'off' or a VadConfig JSON)")
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/emb"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("docs/ablation.md"))
     a = ap.parse_args()
     rows = []
     for spec in a.step:
-        label, _, model = spec.partition("=")
+        label, _, target = spec.partition("=")
+        model, _, vad = target.partition("|")
         model_dir = Path(model)
-        emb = cached(model_dir, a.shared, a.cache_dir / f"{model_dir.name}.npz", a.threads)
+        base = a.cache_dir / f"{model_dir.name}.npz"
+        if vad:
+            tag = hashlib.sha256(vad.encode()).hexdigest()[:8]
+            emb = cached(model_dir, a.shared, a.cache_dir / f"{model_dir.name}-vad-{tag}.npz", a.threads, vad, base)
+        else:
+            emb = cached(model_dir, a.shared, base, a.threads)
         eers = step_eers(model_dir, emb, a.shared)
         rows.append((label, "raw cosine", {k: v[0] for k, v in eers.items()}))
         if any(v[1] is not None for v in eers.values()):

@@ -10,12 +10,18 @@ duration-aware. The first section checks the default model against issue 4's tar
 real-time factor (compute seconds per audio second, model + front end) on 1 s, 3 s and 10 s clips
 with 2 threads.
 
+Each system's embeddings of the benchmark files are kept under ``$SPEAKERVERIFY_CACHE/bench``
+(default ~/.cache/speakerverify/bench), keyed by the system's weights (ours) or its runner script
+(peers) and the exact file list, so a rerun after adding a model embeds only that model; speed,
+load time and memory are measured afresh in every run.
+
     python scripts/bench_models.py --shared ../shared --out docs/benchmarks.md [--model DIR ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -45,6 +51,8 @@ BENCH_ENV = {"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
 SEED = "seed-protocol"  # tes.pkl's 1-s clips, written out as WAV, and the fixed test pairs
 LIBRI_TESTS = ["libri-train-clean-test", "libri-test-other-test"]
 PEERS = {"ecapa": "ECAPA (SpeechBrain)", "campplus": "CAM++ (3D-Speaker)", "resemblyzer": "Resemblyzer"}
+CACHE = Path(os.path.expanduser(os.environ.get("SPEAKERVERIFY_CACHE", "~/.cache/speakerverify"))) / "bench"
+DATA = Path("../shared/data").resolve()  # set from --shared in main()
 PEER_PARAMS = {"ecapa": 20.8, "campplus": 6.9, "resemblyzer": 1.4}  # millions, from ../shared/peers/README.md
 
 
@@ -94,7 +102,8 @@ def worker(args: argparse.Namespace) -> None:
         # Every file is scored, silent or not: the seed protocol has a near-silent clip (tes.pkl row
         # 131) that the notebook scored too, and the peers are not asked to reject it either.
         data, rate = sf.read(f, dtype="float32")
-        w = check_waveform(to_mono_16k(data, rate, f), f, v.bundle.min_duration_s, reject_silence=False)
+        w = v.speech(check_waveform(to_mono_16k(data, rate, f), f, v.bundle.min_duration_s, reject_silence=False),
+                     f, strict=False)
         embs.append(v.embed_waves([w])[0])
         if v.bundle.two_branch:
             second.append(v.embed_waves([w], second=True)[0])
@@ -108,7 +117,8 @@ def worker(args: argparse.Namespace) -> None:
         rtf[secs] = v.embedder.compute_s / (len(waves) * int(secs))
     result["rtf"] = rtf
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    np.savez(spec["out"], embeddings=np.stack(embs), second=np.stack(second) if second else np.zeros(0))
+    np.savez(spec["out"], embeddings=np.stack(embs) if embs else np.zeros(0),
+             second=np.stack(second) if second else np.zeros(0))
     Path(spec["out"] + ".json").write_text(json.dumps(result))
 
 
@@ -117,18 +127,71 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_", "KMP_"))}
 
 
+def _cache_file(*parts: str | bytes) -> Path:
+    """Where a system's embeddings of a file list are kept between runs: keyed by the system's
+    weights (or code) and the exact file list, so a rerun embeds only what changed. Speed is
+    always measured in the run itself."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return CACHE / f"{h.hexdigest()[:24]}.npz"
+
+
+def canonical(files: list[str]) -> list[str]:
+    """Run-independent names of benchmark files: relative to the data folder, ``seed/tes-NNN`` for
+    the seed protocol's rows (the names scripts/embed_lists.py gives them, so a cache serves both)."""
+    out = []
+    for f in files:
+        p = Path(f)
+        out.append(f"seed/{p.stem}" if p.parent.name == "seed" else str(p.relative_to(DATA)) if p.is_relative_to(DATA)
+                   else str(p))
+    return out
+
+
+def _save_cache(path: Path, files: list[str], emb: dict, emb2: dict | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, files=np.array(canonical(files)), embeddings=np.stack([emb[f] for f in files]),
+             second=np.stack([emb2[f] for f in files]) if emb2 else np.zeros(0))
+    tmp.replace(path)
+
+
+def _load_cache(path: Path, files: list[str]) -> tuple[dict, dict | None] | None:
+    if not path.is_file():
+        return None
+    z = np.load(path)
+    if [str(f) for f in z["files"]] != canonical(files):
+        return None
+    emb = dict(zip(files, z["embeddings"], strict=True))
+    return emb, (dict(zip(files, z["second"], strict=True)) if z["second"].size else None)
+
+
 def run_ours(model: str, files: list[str], speed: dict, tmp: Path, engine: str = "torch") -> dict:
+    from speakerverify.embedding import resolve_model_dir
+
     tag = Path(model).name + "-" + engine
+    directory = resolve_model_dir(model)
+    cache = _cache_file("ours", engine, (directory / "model.pt").read_bytes(), (directory / "model.yaml").read_bytes(),
+                        "\n".join(canonical(files)))
+    hit = _load_cache(cache, files)
     job = tmp / f"job-{tag}.json"
     out = str(tmp / f"emb-{tag}.npz")
-    job.write_text(json.dumps({"model": model, "files": files, "speed": speed, "out": out, "engine": engine}))
+    job.write_text(json.dumps({"model": model, "files": [] if hit else files, "speed": speed, "out": out,
+                               "engine": engine}))
     subprocess.run([sys.executable, __file__, "worker", "--job", str(job)], check=True,
                    env={**_clean_env(), **BENCH_ENV})
     res = json.loads(Path(out + ".json").read_text())
-    got = np.load(out)
-    res["emb"] = dict(zip(files, got["embeddings"], strict=True))
-    if got["second"].size:
-        res["emb2"] = dict(zip(files, got["second"], strict=True))
+    if hit:
+        print(f"  embeddings of {len(files)} files from {cache}", file=sys.stderr)
+        res["emb"], emb2 = hit
+    else:
+        got = np.load(out)
+        res["emb"] = dict(zip(files, got["embeddings"], strict=True))
+        emb2 = dict(zip(files, got["second"], strict=True)) if got["second"].size else None
+        _save_cache(cache, files, res["emb"], emb2)
+    if emb2:
+        res["emb2"] = emb2
     return res
 
 
@@ -157,8 +220,16 @@ def run_peer(python: Path, peers_py: Path, model: str, files: list[str], speed: 
         got = np.load(out)
         return summary, dict(zip([str(f) for f in got["files"]], got["embeddings"], strict=True))
 
-    summary, emb = embed([str(Path(f).resolve()) for f in files], "all")
-    emb = {f: emb[str(Path(f).resolve())] for f in files}
+    cache = _cache_file("peer", model, peers_py.read_bytes(), "\n".join(canonical(files)))
+    hit = _load_cache(cache, files)
+    if hit:
+        print(f"  embeddings of {len(files)} files from {cache}", file=sys.stderr)
+        emb = hit[0]
+        summary, _ = embed(files[:1], "load")  # load time and memory from a run of its own
+    else:
+        summary, emb = embed([str(Path(f).resolve()) for f in files], "all")
+        emb = {f: emb[str(Path(f).resolve())] for f in files}
+        _save_cache(cache, files, emb, None)
     rtf = {}
     for secs, clips in speed.items():
         s, _ = embed(clips, f"speed{secs}")
@@ -196,6 +267,8 @@ def main() -> None:
         return worker(a)
     shared = Path(a.shared).resolve()
     data = shared / "data"
+    global DATA
+    DATA = data
     out = Path(a.out)
     plots = out.parent / "det"
     plots.mkdir(parents=True, exist_ok=True)

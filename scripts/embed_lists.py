@@ -6,17 +6,26 @@ seed protocol's rows), ``embeddings`` and ``durations``. The ablation and benchm
 every list and back-end variant from such caches.
 
     python scripts/embed_lists.py MODEL --shared ../shared --lists libri-train-clean-dev ... --out emb.npz
+
+``--vad JSON`` embeds under another speech-activity policy than the model's own (``off``, or the
+keys of :class:`speakerverify.audio.vad.VadConfig`, e.g. ``'{"min_input_s": 3}'``); with ``--base
+CACHE`` (the same model's cache without VAD), a recording the policy leaves whole reuses its
+embedding there instead of being embedded again (same samples, same embedding). Durations are
+those of what is embedded (the speech, under VAD), as the calibration sees them. Every recording
+is embedded as given when the detector finds no speech in it: lists are scored whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from speakerverify.audio import SAMPLE_RATE, check_waveform
+from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
+from speakerverify.audio.vad import VadConfig
 from speakerverify.data import from_seed_pickle, read_trials
 from speakerverify.verifier import Verifier
 
@@ -28,10 +37,17 @@ def main() -> None:
     ap.add_argument("--lists", nargs="+", required=True, help="trial list names (trials/NAME.txt), or 'seed'")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--vad", help="speech-activity policy: 'off' or a VadConfig JSON (default: the model's)")
+    ap.add_argument("--base", type=Path, help="cache of the same model without VAD, reused for untouched recordings")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     data = a.shared / "data"
-    v = Verifier(a.model, threads=a.threads)
+    vad = None if a.vad is None else False if a.vad == "off" else VadConfig.from_dict(json.loads(a.vad))
+    v = Verifier(a.model, threads=a.threads, vad=vad)
+    base: dict[str, np.ndarray] = {}
+    if a.base is not None:
+        z = np.load(a.base)
+        base = {str(f): e for f, e in zip(z["files"], z["embeddings"], strict=True)}
     have: dict[str, tuple[np.ndarray, float]] = {}
     if a.out.is_file():
         old = np.load(a.out)
@@ -47,17 +63,23 @@ def main() -> None:
         for t in read_trials(data / "trials" / f"{name}.txt"):
             for f in (t.enroll, t.test):
                 if f not in have and f not in waves:
-                    waves[f] = v.load(data / f)
+                    waves[f] = load_audio(data / f, min_duration_s=v.bundle.min_duration_s)
     todo = [f for f in waves if f not in have]
+    reused = 0
     for k, f in enumerate(todo):
-        have[f] = (v.embed_waves([waves[f]])[0], len(waves[f]) / SAMPLE_RATE)
+        speech = v.speech(waves[f], f, strict=False)
+        if speech.size == waves[f].size and f in base:
+            have[f] = (base[f], speech.size / SAMPLE_RATE)
+            reused += 1
+        else:
+            have[f] = (v.embed_waves([speech])[0], speech.size / SAMPLE_RATE)
         if k % 200 == 0:
             print(f"{k}/{len(todo)}", flush=True)
     files = sorted(have)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, files=np.array(files), embeddings=np.stack([have[f][0] for f in files]),
              durations=np.array([have[f][1] for f in files]))
-    print(f"{a.out}: {len(files)} recordings")
+    print(f"{a.out}: {len(files)} recordings ({reused} unchanged by the VAD policy, reused from {a.base})")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,8 @@ def score_seed_protocol(verifier: Verifier, pkl: Path, pairs_path: Path, batch_s
     """Embed every row of the pickled clip array (branch 1 for i, branch 2 for j in two-branch
     models) and score the fixed ``label i j`` pairs. Every row is scored as given, as the notebook
     did: ``tes.pkl`` has one near-silent clip, which user input validation would refuse."""
-    clips = [check_waveform(u.wave, u.key, verifier.bundle.min_duration_s, reject_silence=False)
-             for u in from_seed_pickle(pkl)]
+    clips = [verifier.speech(check_waveform(u.wave, u.key, verifier.bundle.min_duration_s, reject_silence=False),
+                             u.key, strict=False) for u in from_seed_pickle(pkl)]
     pairs = np.array(read_index_pairs(pairs_path)).reshape(-1, 3)
     first = verifier.embed_waves(clips, batch_size=batch_size)
     second = verifier.embed_waves(clips, second=True, batch_size=batch_size) if verifier.bundle.two_branch else first

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from speakerverify.audio import DEFAULT_MAX_AUDIO_S, SAMPLE_RATE, check_length, check_limit, check_waveform, load_audio
+from speakerverify.audio.read import source_label
+from speakerverify.audio.vad import VadConfig, keep_speech
 from speakerverify.embedding import ModelBundle, load_model, make_embedder
 from speakerverify.scoring import Backend, Decision, cosine
 
@@ -65,9 +67,11 @@ class Verifier:
 
     def __init__(self, model: str | Path | None = None, engine: str = "torch",
                  threads: int | None = None, *, backend: str | None = None,
-                 max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> None:
+                 max_audio_s: float = DEFAULT_MAX_AUDIO_S, vad: VadConfig | bool | None = None) -> None:
         """``engine``: the inference engine, ``torch`` or ``onnx`` (``backend=`` is its old,
-        deprecated name; ``self.backend`` is the scoring back end)."""
+        deprecated name; ``self.backend`` is the scoring back end). ``vad``: the speech-activity
+        policy, ``None`` for the model's own (its model.yaml), ``False`` for none, or a
+        :class:`~speakerverify.audio.vad.VadConfig`."""
         self.max_audio_s = check_limit(max_audio_s)
         if backend is not None:
             warnings.warn("Verifier(backend=...) is deprecated: the inference engine is now engine=...",
@@ -77,6 +81,7 @@ class Verifier:
         self.bundle: ModelBundle = load_model(model)
         self.embedder = make_embedder(self.bundle, engine, threads)
         self.backend = Backend(self.bundle.backend, self.bundle.cohort)
+        self.vad: VadConfig | None = self.bundle.vad if vad is None else (VadConfig() if vad is True else vad or None)
         self.load_s = time.perf_counter() - t0
 
     @property
@@ -89,14 +94,24 @@ class Verifier:
 
     def load(self, x: AudioInput, name: str | None = None, max_audio_s: float | None = None) -> np.ndarray:
         """Read and validate one input as a mono 16 kHz waveform (a path, ``"-"`` for stdin, file
-        bytes or a 16 kHz array), at most ``max_audio_s`` seconds (default: this verifier's limit)."""
+        bytes or a 16 kHz array), at most ``max_audio_s`` seconds (default: this verifier's limit),
+        reduced to its speech when the model uses speech-activity detection."""
         min_s = self.bundle.min_duration_s
         limit = self.max_audio_s if max_audio_s is None else check_limit(max_audio_s)
         if isinstance(x, np.ndarray):
-            wave = check_waveform(x, name or "<array>", min_s)
-            check_length(wave.size, SAMPLE_RATE, name or "<array>", limit)
-            return wave
-        return load_audio(x, min_duration_s=min_s, name=name, max_audio_s=limit)
+            label = name or "<array>"
+            wave = check_waveform(x, label, min_s)
+            check_length(wave.size, SAMPLE_RATE, label, limit)
+        else:
+            wave = load_audio(x, min_duration_s=min_s, name=name, max_audio_s=limit)
+            label = name or source_label(x)
+        return self.speech(wave, label)
+
+    def speech(self, wave: np.ndarray, name: str = "<array>", strict: bool = True) -> np.ndarray:
+        """``wave`` reduced to its speech under this verifier's VAD policy (unchanged without one).
+        No speech found is an :class:`AudioError` naming ``name``, unless ``strict=False`` (fixed
+        evaluation protocols, which score every item as given)."""
+        return wave if self.vad is None else keep_speech(wave, self.vad, name, strict)
 
     def embed(self, x: AudioInput, name: str | None = None, second: bool = False) -> np.ndarray:
         return self.embed_waves([self.load(x, name)], second=second)[0]

@@ -148,7 +148,7 @@ def probe(source: str | os.PathLike | bytes, name: str | None = None,
           max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> float | None:
     """Check ``source`` from its header only (nothing is decoded); returns its length in seconds,
     or None when the header gives none. Raises :class:`AudioError` as :func:`load_audio` would."""
-    label = name or _label(source)
+    label = name or source_label(source)
     f, frames = _open(source, label, check_limit(max_audio_s))
     with f:
         return None if frames is None else frames / f.samplerate
@@ -222,7 +222,7 @@ def _decode(f: sf.SoundFile, frames: int | None, name: str, max_audio_s: float) 
     return out.result()
 
 
-def _label(source: object) -> str:
+def source_label(source: object) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<upload>"
     return "<stdin>" if os.fspath(source) == "-" else str(source)  # type: ignore[arg-type]
@@ -233,7 +233,7 @@ def load_audio(source: str | os.PathLike | bytes, *, min_duration_s: float = MIN
     """Read ``source`` as mono float32 at 16 kHz, validated: a path, ``"-"`` for standard input
     (a file named ``-`` is ``./-``), or the bytes of a file. Longer than ``max_audio_s`` seconds,
     or a header outside the accepted rates and channels, is an :class:`AudioError` before decoding."""
-    label = name or _label(source)
+    label = name or source_label(source)
     limit = check_limit(max_audio_s)
     f, frames = _open(source, label, limit)
     with f:

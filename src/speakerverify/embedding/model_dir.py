@@ -3,7 +3,8 @@
 A model directory holds:
 
 * ``model.yaml`` -- ``arch`` (registered model name), ``params``, ``frontend`` config,
-  ``min_duration_s``, ``name``, ``version``;
+  ``min_duration_s``, ``name``, ``version``, and optionally ``vad`` (the speech-activity policy
+  applied before embedding, :class:`speakerverify.audio.vad.VadConfig`);
 * ``model.pt`` -- the network's ``state_dict``;
 * ``backend.json`` (optional) -- scoring, calibration and thresholds (see :mod:`speakerverify.scoring`);
 * ``cohort.npy`` (optional) -- AS-norm cohort embeddings (float16), when ``backend.json`` uses AS-norm;
@@ -29,6 +30,7 @@ import torch
 import yaml
 
 from speakerverify import models
+from speakerverify.audio.vad import VadConfig
 from speakerverify.errors import ModelError
 from speakerverify.features import build_frontend
 
@@ -86,6 +88,11 @@ class ModelBundle:
     @property
     def min_duration_s(self) -> float:
         return float(self.config.get("min_duration_s", 0.1))
+
+    @property
+    def vad(self) -> VadConfig | None:
+        """The speech-activity policy of this model (``None``: every sample is embedded)."""
+        return VadConfig.from_dict(self.config.get("vad"))
 
     @property
     def two_branch(self) -> bool:
