@@ -40,6 +40,8 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 30.0
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+#: Deleted content is overwritten with zeros (a module value so a test can show what OFF leaves).
+SECURE_DELETE = "ON"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -177,7 +179,7 @@ class Database:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA foreign_keys=ON")
-            con.execute("PRAGMA secure_delete=ON")
+            con.execute(f"PRAGMA secure_delete={SECURE_DELETE}")
             con.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             has_meta = con.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
