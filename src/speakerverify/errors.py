@@ -47,3 +47,16 @@ class RecipeError(SpeakerVerifyError):
 
 class TrainError(SpeakerVerifyError):
     """Training cannot start or continue (run directory in use, nothing to resume, NaN loss...)."""
+
+
+class StoreBusy(DataError):
+    """The store's write lock could not be taken in time (another writer held it); try again
+    after ``retry_after`` seconds (the service answers 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class StoreKeyError(DataError):
+    """The store's encryption key is missing, wrong, or given for a store that is not encrypted."""

@@ -24,8 +24,13 @@ FarOpt = Annotated[float | None, typer.Option("--far", help="Decide at this fals
 #: soundfile); tests/test_audio_bounds.py checks that every command's default is that value.
 MaxAudioOpt = Annotated[float, typer.Option("--max-audio-s", min=1, help="Longest recording accepted, in seconds.")]
 MAX_AUDIO_S = 600.0
+# Help texts say "(default: ...)", not "[default: ...]": rich reads square brackets as markup and
+# drops them, words and all.
 StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", help="Speaker store file [default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db].")]
+    "--store", help="Speaker store file (default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db).")]
+KeyFileOpt = Annotated[Path | None, typer.Option(
+    "--key-file", help="The store's encryption key file (default: $SPEAKERVERIFY_STORE_KEY_FILE, or the key "
+                       "itself in $SPEAKERVERIFY_STORE_KEY; none: not encrypted).")]
 
 
 def fail(message: str, code: int = 2) -> None:

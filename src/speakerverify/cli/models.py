@@ -15,7 +15,7 @@ def import_model(
     kind: Annotated[str, typer.Argument(help="Checkpoint format: speechbrain-ecapa or campplus.")],
     checkpoint: Annotated[Path, typer.Argument(help="SpeechBrain embedding_model.ckpt or 3D-Speaker CAM++ .pt")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
-    name: Annotated[str | None, typer.Option("--name", help="Model name [default: the format].")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the format).")] = None,
     dev_trials: Annotated[Path | None, typer.Option(
         "--dev-trials", help="Development trial list to choose the cosine threshold on (never a test list).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Folder the trial paths are relative to.")] = None,
@@ -36,8 +36,8 @@ def import_model(
 
 def export(
     model: Annotated[str, typer.Argument(help="Model directory, run directory or shipped model name.")],
-    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to write [default: MODEL/model.onnx].")] = None,
-    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset [default: the exporter's].")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="ONNX file to write (default: MODEL/model.onnx).")] = None,
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default: the exporter's).")] = None,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Compare onnxruntime with torch.")] = True,
     json_: JsonOpt = False,
 ) -> None:

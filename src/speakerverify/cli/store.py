@@ -1,7 +1,9 @@
 """CLI commands for the speaker store, API keys and the service.
 
 ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store reembed``,
-``store check``, ``keys create/list/revoke`` and ``serve``; registered by :func:`register`.
+``store check``, ``store settings``, ``store rekey``, ``store new-key``, ``keys create/list/revoke``
+and ``serve``; registered by :func:`register`. Every command that opens a store takes ``--key-file``
+(an encrypted store) and is recorded in the store's audit log as ``cli:<OS user>``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from speakerverify.cli.common import (
     MAX_AUDIO_S,
     FarOpt,
     JsonOpt,
+    KeyFileOpt,
     MaxAudioOpt,
     ModelOpt,
     StoreOpt,
@@ -28,17 +31,21 @@ from speakerverify.cli.common import (
 
 TopOpt = Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Candidates to list.")]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker's clips instead of adding.")]
-KeepAudioOpt = Annotated[bool, typer.Option(
-    "--keep-audio/--no-keep-audio", help="Keep the 16 kHz audio (FLAC) so the store can be re-embedded.")]
+KeepAudioOpt = Annotated[bool | None, typer.Option(
+    "--keep-audio/--no-keep-audio", show_default=False,
+    help="Keep the 16 kHz audio (FLAC) so the store can be re-embedded (default: the store's keep-audio "
+         "setting, on unless `store settings --no-keep-audio` turned it off).")]
 AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove speakers.")]
 UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest request body.")]
 
 
-def _store(store: Path | None, model: str | None = None, keep_audio: bool = True,
-           max_audio_s: float | None = None):
+def _store(store: Path | None, model: str | None = None, keep_audio: bool | None = None,
+           max_audio_s: float | None = None, key_file: Path | None = None):
     from speakerverify.store import SpeakerStore
+    from speakerverify.store.audit import os_user
 
-    return SpeakerStore(store, model=model, keep_audio=keep_audio, max_audio_s=max_audio_s)
+    return SpeakerStore(store, model=model, keep_audio=keep_audio, max_audio_s=max_audio_s, key_file=key_file,
+                        actor=f"cli:{os_user()}")
 
 
 def _when(ts: float) -> str:
@@ -46,16 +53,17 @@ def _when(ts: float) -> str:
 
 
 def enroll(name: str, files: list[Path], store: StoreOpt = None, model: ModelOpt = None,
-           replace: ReplaceOpt = False, keep_audio: KeepAudioOpt = True,
-           json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
-    """Enroll speaker NAME from one or more FILES (their embeddings are averaged)."""
-    s = _store(store, model, keep_audio, max_audio_s)
+           replace: ReplaceOpt = False, keep_audio: KeepAudioOpt = None,
+           json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S, key_file: KeyFileOpt = None) -> None:
+    """Enroll speaker NAME from one or more FILES (their embeddings are averaged; unusable and
+    duplicate clips are skipped and listed)."""
+    s = _store(store, model, keep_audio, max_audio_s, key_file)
     result = s.enroll(name, files, replace=replace)
     if json_:
         emit_json(result.to_dict())
         return
-    for r in result.rejected:
-        err.print(f"[yellow]skipped[/] {r['file']}: {r['reason']}", highlight=False, soft_wrap=True)
+    for r in result.skipped:
+        err.print(f"[yellow]skipped[/] {r['name']}: {r['reason']}", highlight=False, soft_wrap=True)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     verb = "re-enrolled" if result.replaced else "enrolled"
@@ -63,9 +71,9 @@ def enroll(name: str, files: list[Path], store: StoreOpt = None, model: ModelOpt
               f"model {result.model}) in {s.path}", highlight=False)
 
 
-def speakers(store: StoreOpt = None, json_: JsonOpt = False) -> None:
+def speakers(store: StoreOpt = None, json_: JsonOpt = False, key_file: KeyFileOpt = None) -> None:
     """List enrolled speakers."""
-    s = _store(store)
+    s = _store(store, key_file=key_file)
     rows = s.speakers()
     if json_:
         emit_json({"store": str(s.path), "model": s.model, "speakers": rows})
@@ -83,18 +91,19 @@ def speakers(store: StoreOpt = None, json_: JsonOpt = False) -> None:
     out.print(table)
 
 
-def remove(name: str, store: StoreOpt = None) -> None:
-    """Remove speaker NAME and its clips."""
-    s = _store(store)
+def remove(name: str, store: StoreOpt = None, key_file: KeyFileOpt = None) -> None:
+    """Remove speaker NAME and its clips, and erase them from the store's file and its WAL."""
+    s = _store(store, key_file=key_file)
     if not s.remove(name):
         fail(f"no enrolled speaker named {name!r} in {s.path}")
     out.print(f"removed {name} from {s.path}", highlight=False)
 
 
 def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOpt = None,
-                   far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+                   far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S,
+                   key_file: KeyFileOpt = None) -> None:
     """Is FILE speaker NAME? (`-` reads it from stdin.)"""
-    s = _store(store, model, max_audio_s=max_audio_s)
+    s = _store(store, model, max_audio_s=max_audio_s, key_file=key_file)
     result = s.verify(name, file, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -106,9 +115,10 @@ def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOp
 
 
 def identify(file: Path, top: TopOpt = 5, store: StoreOpt = None, model: ModelOpt = None,
-             far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+             far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S,
+             key_file: KeyFileOpt = None) -> None:
     """Who is speaking in FILE (`-`: stdin)? Ranks enrolled speakers; `unknown` when none passes the threshold."""
-    s = _store(store, model, max_audio_s=max_audio_s)
+    s = _store(store, model, max_audio_s=max_audio_s, key_file=key_file)
     result = s.identify(file, top=top, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -132,9 +142,10 @@ store_app = typer.Typer(no_args_is_help=True, help="Maintain the speaker store."
 
 
 @store_app.command("reembed")
-def store_reembed(store: StoreOpt = None, model: ModelOpt = None, json_: JsonOpt = False) -> None:
+def store_reembed(store: StoreOpt = None, model: ModelOpt = None, json_: JsonOpt = False,
+                  key_file: KeyFileOpt = None) -> None:
     """Recompute every embedding with MODEL (default: the shipped default) from the kept audio."""
-    s = _store(store, model)
+    s = _store(store, model, key_file=key_file)
     result = s.reembed(progress=None if json_ else (lambda n: err.print(f"re-embedded {n}", highlight=False)))
     if json_:
         emit_json(result.to_dict())
@@ -147,37 +158,84 @@ def store_reembed(store: StoreOpt = None, model: ModelOpt = None, json_: JsonOpt
 
 
 @store_app.command("check")
-def store_check(store: StoreOpt = None) -> None:
-    """Check the store's integrity (SQLite check and every speaker complete)."""
-    s = _store(store)
+def store_check(store: StoreOpt = None, key_file: KeyFileOpt = None) -> None:
+    """Check the store: SQLite's integrity check of every page, every speaker complete, every
+    vector sound (decrypts, finite, non-zero, the model's dimension). One line per problem; exit 1."""
+    s = _store(store, key_file=key_file)
     problems = s.check_integrity()
     if problems:
         for p in problems:
-            err.print(f"[red]problem:[/] {p}", highlight=False)
+            err.print(f"[red]problem:[/] {p}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"{s.path}: ok ({len(s)} speakers, model {s.model})", highlight=False)
+    out.print(f"{s.path}: ok ({len(s)} speakers, model {s.model}"
+              f"{', encrypted' if s.encrypted else ''})", highlight=False)
+
+
+@store_app.command("settings")
+def store_settings(store: StoreOpt = None, key_file: KeyFileOpt = None, json_: JsonOpt = False,
+                   keep_audio: Annotated[bool | None, typer.Option(
+                       "--keep-audio/--no-keep-audio", show_default=False,
+                       help="Turn keeping enrollment audio on or off; off erases all kept audio now.")] = None) -> None:
+    """Show the store's settings (schema, model, keep-audio, encrypted), or change keep-audio."""
+    s = _store(store, key_file=key_file)
+    if keep_audio is not None:
+        erased = s.set_keep_audio(keep_audio)
+        err.print(f"keep-audio is now {'on' if keep_audio else 'off'}"
+                  + (f"; erased the audio of {erased} clip(s)" if erased else ""), highlight=False)
+    settings = s.settings()
+    if json_:
+        emit_json(settings)
+        return
+    for k, v in settings.items():
+        out.print(f"{k}: {v}", highlight=False)
+
+
+@store_app.command("new-key")
+def store_new_key(file: Path) -> None:
+    """Write a new random 256-bit store key to FILE (created 0600; never overwrites)."""
+    from speakerverify.store.crypto import write_key_file
+
+    out.print(f"wrote a new store key to {write_key_file(file)}; keep it safe: without it an encrypted "
+              "store cannot be read", highlight=False)
+
+
+@store_app.command("rekey")
+def store_rekey(new_key_file: Annotated[Path | None, typer.Option(
+                    "--new-key-file", help="Encrypt under the key in this file.")] = None,
+                decrypt: Annotated[bool, typer.Option("--decrypt", help="Store in the clear instead.")] = False,
+                store: StoreOpt = None, key_file: KeyFileOpt = None) -> None:
+    """Re-encrypt every embedding and kept clip under a new key in one transaction (also encrypts
+    a plaintext store, opened without a key); the old ciphertext is erased from the file."""
+    from speakerverify.store.crypto import read_key_file
+
+    if (new_key_file is None) == (not decrypt):
+        fail("give --new-key-file FILE or --decrypt")
+    s = _store(store, key_file=key_file)
+    n = s.rekey(None if decrypt else read_key_file(new_key_file))
+    state = "stored in the clear" if decrypt else f"encrypted under {new_key_file}"
+    out.print(f"{s.path}: {n} blobs now {state}", highlight=False)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST service.")
 
 
 @keys_app.command("create")
-def keys_create(name: str, admin: AdminOpt = False, store: StoreOpt = None) -> None:
+def keys_create(name: str, admin: AdminOpt = False, store: StoreOpt = None, key_file: KeyFileOpt = None) -> None:
     """Create an API key called NAME; the key is printed once (only its hash is stored)."""
     from speakerverify.store.keys import create_key
 
-    s = _store(store)
+    s = _store(store, key_file=key_file)
     key = create_key(s, name, admin=admin)
     err.print(f"created {'admin ' if admin else ''}key {name!r} in {s.path}; it is shown only now:", highlight=False)
     print(key)
 
 
 @keys_app.command("list")
-def keys_list(store: StoreOpt = None, json_: JsonOpt = False) -> None:
+def keys_list(store: StoreOpt = None, json_: JsonOpt = False, key_file: KeyFileOpt = None) -> None:
     """List API key names and roles (never the keys)."""
     from speakerverify.store.keys import list_keys
 
-    rows = list_keys(_store(store))
+    rows = list_keys(_store(store, key_file=key_file))
     if json_:
         emit_json({"keys": rows})
         return
@@ -186,11 +244,11 @@ def keys_list(store: StoreOpt = None, json_: JsonOpt = False) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(name: str, store: StoreOpt = None) -> None:
+def keys_revoke(name: str, store: StoreOpt = None, key_file: KeyFileOpt = None) -> None:
     """Delete the API key called NAME."""
     from speakerverify.store.keys import revoke_key
 
-    if not revoke_key(_store(store), name):
+    if not revoke_key(_store(store, key_file=key_file), name):
         fail(f"no key named {name!r}")
     out.print(f"revoked key {name!r}", highlight=False)
 
@@ -202,16 +260,26 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
           workers: Annotated[int, typer.Option("--workers", min=1, max=64,
                                                help="Threads running model inference at once.")] = 2,
           threads: Annotated[int | None, typer.Option("--threads", min=1,
-                                                      help="Torch threads [default: CPU cores / workers].")] = None,
+                                                      help="Torch threads (default: CPU cores / workers).")] = None,
           max_audio_s: Annotated[float, typer.Option(
               "--max-audio-s", min=1, help="Longest recording accepted, in seconds (checked from the header).")] = 300,
-          keep_audio: KeepAudioOpt = True) -> None:
+          keep_audio: KeepAudioOpt = None, key_file: KeyFileOpt = None) -> None:
     """Run the REST service and web page (FastAPI + uvicorn)."""
+    import os
+
     import uvicorn
 
     from speakerverify.service.app import ServiceConfig, create_app
+    from speakerverify.store.crypto import ENV_KEY_FILE
     from speakerverify.store.keys import list_keys
 
+    if key_file is not None:  # the service's store (and any store it opens) reads the key from here
+        os.environ[ENV_KEY_FILE] = str(key_file)
+    checked = _store(store)
+    problems = checked.db.quick_check()  # refuse a damaged store before loading the model
+    if problems:
+        fail(f"{checked.path}: speaker store is damaged ({problems[0]}); see `speakerverify store check`")
+    checked.close()
     config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            workers=workers, threads=threads, keep_audio=keep_audio,
                            max_audio_s=max_audio_s)

@@ -2,9 +2,11 @@
 
 * :mod:`.db` -- schema, connections, :meth:`~.db.Database.transaction` (also used by :mod:`.keys`);
 * :mod:`.codecs` -- embeddings and enrollment audio as stored;
-* :mod:`.enrollment` -- the enrollment policy (names, outliers, averaging), without a database;
+* :mod:`.enrollment` -- the enrollment policy (names, duplicates, outliers, averaging), without a database;
 * :mod:`.gallery` and :mod:`.index` -- the search gallery and its nearest-speaker indexes;
 * :mod:`.keys` -- the service's API keys, kept in the same file;
+* :mod:`.crypto` -- encryption at rest (the store key, AES-GCM blobs, the key check);
+* :mod:`.audit` -- the audit log (records, ``--since``);
 * :mod:`.results` -- what enrollment, identification and re-embedding return.
 """
 

@@ -1,4 +1,12 @@
-"""Enrollment policy as plain functions (no database): names, input labels, outliers, averaging.
+"""Enrollment policy as plain functions (no database): names, input labels, duplicates, outliers,
+averaging. The CLI, the Python API and the REST service all enroll through
+:meth:`~speakerverify.store.SpeakerStore.enroll`, so they share this one policy:
+
+* a clip that cannot be used (empty, undecodable, too short, silent, too long) is skipped and
+  listed with its reason; enrollment fails only when no usable clip is left;
+* a clip whose decoded 16 kHz audio is identical to an earlier one of the same enrollment
+  (:func:`audio_digest`) is counted once, the copy listed as "duplicate of X";
+* names are NFC-normalised (:func:`check_name`), so a name typed in two Unicode forms is one speaker.
 
 Outlier rule (with at least three usable clips): each clip's cosine to the normalised mean of the
 *other* clips (leave-one-out) is compared with the median of those cosines over the speaker's
@@ -11,7 +19,9 @@ threshold against each other.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +42,11 @@ Scorer = Callable[[np.ndarray, np.ndarray], float]
 
 
 def check_name(name: str) -> str:
-    """A speaker name: 1-100 printable characters, no '/', no surrounding spaces."""
+    """A speaker name: 1-100 printable characters, no '/', no surrounding spaces, in Unicode NFC
+    (so "Zoë" typed as one code point or as "e" + combining diaeresis is one speaker)."""
     if not isinstance(name, str):
         raise SpeakerVerifyError("speaker name must be a string")
-    clean = name.strip()
+    clean = unicodedata.normalize("NFC", name).strip()
     if not clean:
         raise SpeakerVerifyError("speaker name is empty")
     if len(clean) > MAX_NAME_LEN:
@@ -52,6 +63,30 @@ def input_label(x: Any, i: int) -> str:
     if isinstance(x, bytes):
         return f"<upload {i + 1}>"
     return f"<array {i + 1}>"
+
+
+def audio_digest(wave: np.ndarray) -> str:
+    """SHA-256 of a clip's decoded 16 kHz samples: the same recording, whatever its file name or
+    container, has the same digest."""
+    return hashlib.sha256(np.ascontiguousarray(wave, dtype="<f4").tobytes()).hexdigest()
+
+
+def duplicate_of(digest: str, label: str, seen: dict[str, str]) -> str | None:
+    """The label of an earlier clip with this digest (then ``label`` is skipped), else None and
+    ``label`` is remembered in ``seen``."""
+    if digest in seen:
+        return seen[digest]
+    seen[digest] = label
+    return None
+
+
+def skip(name: str, reason: str) -> dict[str, str]:
+    """One entry of an enrollment's skipped clips."""
+    return {"file": name, "reason": reason}
+
+
+def no_usable_clip(skipped: Sequence[dict[str, str]]) -> str:
+    return "no usable enrollment clip (" + "; ".join(f"{r['file']}: {r['reason']}" for r in skipped) + ")"
 
 
 def speaker_embedding(clip_embeddings: np.ndarray) -> np.ndarray:

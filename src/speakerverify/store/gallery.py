@@ -14,6 +14,7 @@ import numpy as np
 
 from speakerverify.store import index as search
 from speakerverify.store.codecs import from_blob
+from speakerverify.store.crypto import Cipher
 from speakerverify.store.db import Database
 
 
@@ -36,10 +37,12 @@ class Gallery:
 
 
 class GalleryCache:
-    """The latest :class:`Gallery` of a store (``current``), rebuilt or updated on demand."""
+    """The latest :class:`Gallery` of a store (``current``), rebuilt or updated on demand; it holds
+    the decrypted vectors (``cipher`` opens the stored ones)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: Cipher) -> None:
         self.db = db
+        self.cipher = cipher
         self.current: Gallery | None = None
         self._lock = threading.Lock()
 
@@ -62,7 +65,7 @@ class GalleryCache:
                     marks = ",".join("?" * len(chunk))
                     for sid, dim, blob in con.execute(
                             f"SELECT id, dim, embedding FROM speakers WHERE id IN ({marks})", chunk):
-                        fetched[sid] = from_blob(blob, dim)
+                        fetched[sid] = from_blob(self.cipher.open(blob, "speakers", "embedding", sid), dim)
             rows = {sid: (name, upd, fetched[sid] if sid in fetched else prev[sid][2]) for sid, name, upd in listing}
             names = [r[0] for r in rows.values()]
             vectors = [r[2] for r in rows.values()]

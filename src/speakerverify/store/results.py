@@ -19,10 +19,16 @@ class EnrollResult:
     n_clips: int = 0
     replaced: bool = False
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """The clips left out, ``{name, reason}`` each (``rejected`` is the same list as
+        ``{file, reason}``, the key older versions gave)."""
+        return [{"name": r["file"], "reason": r["reason"]} for r in self.rejected]
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "enrolled": self.enrolled,
-                "rejected": self.rejected, "warnings": self.warnings, "n_clips": self.n_clips,
-                "replaced": self.replaced}
+                "skipped": self.skipped, "rejected": self.rejected, "warnings": self.warnings,
+                "n_clips": self.n_clips, "replaced": self.replaced}
 
 
 @dataclass
