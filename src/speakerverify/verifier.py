@@ -138,4 +138,4 @@ class Verifier:
         eb = self.embed_waves([wb], second=self.bundle.two_branch)[0]
         score = float(self.score_embeddings(ea, eb)[0])
         duration = min(len(wa), len(wb)) / SAMPLE_RATE
-        return VerifyResult.from_decision(self.backend.decide(score, far, duration), self.model_name)
+        return VerifyResult.from_decision(self.backend.decide(score, far, duration), self.model_ident)

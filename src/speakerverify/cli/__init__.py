@@ -5,7 +5,8 @@ One module per command group, each with ``register(app)``, registered here by ex
 * :mod:`.verify` -- ``verify``, ``embed``, ``eval``, ``seed-eval``;
 * :mod:`.models` -- ``export``, ``import-model``;
 * :mod:`.store` -- ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store``,
-  ``keys``, ``serve``;
+  ``keys``;
+* :mod:`.serve` -- ``serve``;
 * :mod:`.train` -- ``train``.
 
 Shared options and helpers are in :mod:`.common`. A :class:`~speakerverify.errors.SpeakerVerifyError`
@@ -18,13 +19,13 @@ import sys
 
 import typer
 
-from speakerverify.cli import models, store, train, verify
+from speakerverify.cli import models, serve, store, train, verify
 from speakerverify.cli.common import err
 from speakerverify.errors import SpeakerVerifyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speaker verification: do these two recordings come from the same speaker?")
-for group in (verify, train, models, store):
+for group in (verify, train, models, store, serve):
     group.register(app)
 
 

@@ -1,7 +1,8 @@
 """CLI commands for the speaker store, API keys and the service.
 
 ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store reembed``,
-``store check``, ``keys create/list/revoke`` and ``serve``; registered by :func:`register`.
+``store check`` and ``keys create/list/revoke``; registered by :func:`register` (``serve`` is in
+:mod:`.serve`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker
 KeepAudioOpt = Annotated[bool, typer.Option(
     "--keep-audio/--no-keep-audio", help="Keep the 16 kHz audio (FLAC) so the store can be re-embedded.")]
 AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove speakers.")]
-UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest request body.")]
 
 
 def _store(store: Path | None, model: str | None = None, keep_audio: bool = True,
@@ -195,36 +195,6 @@ def keys_revoke(name: str, store: StoreOpt = None) -> None:
     out.print(f"revoked key {name!r}", highlight=False)
 
 
-def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-          port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-          store: StoreOpt = None, model: ModelOpt = None,
-          max_upload_mb: UploadOpt = 20.0,
-          workers: Annotated[int, typer.Option("--workers", min=1, max=64,
-                                               help="Threads running model inference at once.")] = 2,
-          threads: Annotated[int | None, typer.Option("--threads", min=1,
-                                                      help="Torch threads [default: CPU cores / workers].")] = None,
-          max_audio_s: Annotated[float, typer.Option(
-              "--max-audio-s", min=1, help="Longest recording accepted, in seconds (checked from the header).")] = 300,
-          keep_audio: KeepAudioOpt = True) -> None:
-    """Run the REST service and web page (FastAPI + uvicorn)."""
-    import uvicorn
-
-    from speakerverify.service.app import ServiceConfig, create_app
-    from speakerverify.store.keys import list_keys
-
-    config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                           workers=workers, threads=threads, keep_audio=keep_audio,
-                           max_audio_s=max_audio_s)
-    app = create_app(config)
-    if not list_keys(_store(store)):
-        err.print("[yellow]warning:[/] no API keys yet; create one with "
-                  "`speakerverify keys create NAME --admin`", highlight=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]note:[/] listening on {host}: put TLS in front of it, keys travel in headers",
-                  highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-
-
 def register(app: typer.Typer) -> None:
     app.command()(enroll)
     app.command()(speakers)
@@ -233,4 +203,3 @@ def register(app: typer.Typer) -> None:
     app.command()(identify)
     app.add_typer(store_app, name="store")
     app.add_typer(keys_app, name="keys")
-    app.command()(serve)
