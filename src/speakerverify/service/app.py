@@ -40,7 +40,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -256,8 +256,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         return {"status": "ok", "model": verifier.model_ident}
 
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    async def page() -> HTMLResponse:
+        # The page whole (a FileResponse would answer a malformed Range header in plain text).
+        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The API page's Swagger UI is served from the swagger-ui-bundle-v2 wheel: FastAPI's default
