@@ -6,7 +6,7 @@ Starts ``speakerverify serve`` on 127.0.0.1 at a free port with a temporary stor
 ``--requests`` requests from ``--clients`` concurrent async clients, drawn at random (seeded) from:
 verify (two real clips), identify, embed, enroll-then-remove (admin), a wrong key (sent as from
 one other client address, through ``X-Forwarded-For``, which uvicorn trusts from 127.0.0.1, so the
-failed-authentication limit answers 429 after its first 20) and bad audio (truncated, garbage, a
+failed-authentication limit lets 20 a minute through and answers the rest 429) and bad audio (truncated, garbage, a
 forged sample rate). It stops after ``--requests`` or ``--max-seconds``. An error is an answer
 that is not the expected one for its kind (a 5xx, a dropped connection, a timeout, a non-JSON
 body, a 4xx on a good request). The server's resident memory is read from /proc before the soak
@@ -192,7 +192,8 @@ def main() -> None:
         f"{len(clips)} enrolled TEST-split speakers of libri-train-clean (2 clips each); uploads are real ~3.5-s "
         f"FLAC clips. Each request is drawn at random from the mix below; `enroll+remove` is two HTTP requests "
         f"(enroll a new name, remove it). Wrong keys come as from one other address (`X-Forwarded-For`), so the "
-        f"failed-authentication limit turns them into 429 after its first 20 while the others go on. "
+        f"failed-authentication limit lets 20 through per 60-s window and answers the rest 429, while the "
+        f"other requests go on. "
         f"Latency is per request kind, as the client saw it.",
         "",
         f"Machine: {os.cpu_count()} CPU cores visible, **shared with other work** (load average "
@@ -220,6 +221,9 @@ def main() -> None:
         f"| peak resident (VmHWM) | {res['after']['VmHWM'] / 1024:.0f} |",
         "",
         f"Errors: {dict(res['errors']) or 'none'}. `/healthz` after the soak: {res['health']}.",
+        "",
+        "One run of this length cannot tell a leak from warm-up (allocator arenas of the worker threads, caches "
+        "filling): a longer run, or several, would show whether the growth levels off.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ class KeyRateLimit:
 
     def __init__(self, per_minute: float, burst: int | None = None, clock: Clock = time.monotonic) -> None:
         self.rate = max(0.0, float(per_minute)) / 60.0  # tokens per second
-        self.capacity = float(burst if burst is not None else max(1, math.ceil(per_minute / 6)))
+        self.capacity = float(burst if burst is not None else max(1, math.ceil(per_minute / 10)))
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last refill time)
         self._lock = threading.Lock()
