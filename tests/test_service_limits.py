@@ -252,4 +252,9 @@ def test_huge_request_header_gets_the_json_error(live_server: str) -> None:
     r = httpx.get(live_server + "/healthz", headers={"X-Big": "a" * 1_000_000}, timeout=10)
     assert r.status_code == 400 and r.headers["content-type"] == "application/json"  # was text/plain
     assert "headers are over 16 KB" in r.json()["error"]
+    # a request that arrives whole is parsed by h11 whatever its size: the app refuses it
+    r = httpx.get(live_server + "/healthz", headers={"X-Big": "a" * 100_000}, timeout=10)
+    assert r.status_code == 431 and r.json() == {"error": "request headers are over the 16 KB limit"}
+    assert r.headers["x-frame-options"] == "DENY"
+    assert httpx.get(live_server + "/healthz", headers={"X-Ok": "a" * 8000}, timeout=10).status_code == 200
     assert httpx.get(live_server + "/healthz", timeout=10).status_code == 200  # and it keeps answering

@@ -59,7 +59,7 @@ from speakerverify.service import access_log
 from speakerverify.service.access_log import AccessLog
 from speakerverify.service.busy import RETRY_AFTER_S, store_busy
 from speakerverify.service.headers import SecurityHeaders
-from speakerverify.service.limits import BodySizeLimit
+from speakerverify.service.limits import BodySizeLimit, HeaderSizeLimit
 from speakerverify.service.ratelimit import AuthFailureLimit, KeyRateLimit, retry_after_header
 from speakerverify.store import SpeakerStore
 from speakerverify.store.keys import KeyInfo, check_key
@@ -195,6 +195,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.state.auth_failures = AuthFailureLimit(config.auth_fail_limit, config.auth_fail_window_s, clock=config.clock)
     # Outermost last: the access log sees every answer (413s too), and every answer gets the headers.
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(HeaderSizeLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
 

@@ -1,7 +1,8 @@
 """uvicorn's h11 protocol, answering requests it cannot parse with the service's JSON error shape.
 
 uvicorn refuses a malformed request (or one whose request line and headers pass
-:data:`MAX_HEADER_BYTES`) itself, before the app sees it, with a plain-text 400. This subclass
+:data:`~speakerverify.service.limits.MAX_HEADER_BYTES` while still arriving) itself, before the
+app sees it, with a plain-text 400. This subclass
 overrides only that answer (``send_400_response``) so every answer of the service is
 ``{"error": "..."}``; ``speakerverify serve`` runs uvicorn with it (:func:`server_config`).
 """
@@ -15,8 +16,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-#: Largest request line plus headers (h11's own default, passed explicitly so the message is true).
-MAX_HEADER_BYTES = 16 * 1024
+from speakerverify.service.limits import MAX_HEADER_BYTES
+
 MESSAGE = f"invalid HTTP request: malformed, or its headers are over {MAX_HEADER_BYTES // 1024} KB"
 
 
