@@ -38,7 +38,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 ROUTES = [("post", "/v1/verify"), ("post", "/v1/embed"), ("get", "/v1/speakers"), ("post", "/v1/speakers"),
-          ("delete", "/v1/speakers/s1"), ("post", "/v1/speakers/s1/verify"), ("post", "/v1/identify"),
+          ("delete", "/v1/speakers/nobody"), ("post", "/v1/speakers/s1/verify"), ("post", "/v1/identify"),
           ("get", "/v1/whoami"), ("get", "/healthz"), ("get", "/"), ("get", "/docs"), ("get", "/openapi.json")]
 
 
