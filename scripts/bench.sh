@@ -11,5 +11,6 @@ $PY scripts/bench_models.py --shared "$SHARED" --out docs/benchmarks.md
 $PY scripts/bench_identify.py --shared "$SHARED"
 if [ -f scripts/bench_search.py ]; then $PY scripts/bench_search.py; fi
 if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --data "$SHARED/data"; fi
+if [ -f scripts/soak.py ]; then $PY scripts/soak.py --data "$SHARED/data"; fi
 $PY scripts/bench_audio.py --cli --shared "$SHARED"
 echo "benchmarks written under docs/"

@@ -46,9 +46,12 @@ def pick_clips(data: Path, n_speakers: int) -> dict[str, list[Path]]:
     return dict(list(chosen.items())[:n_speakers])
 
 
-def start_server(db: Path, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
+def start_server(db: Path, port: int, args: argparse.Namespace, log: Path,
+                 extra: tuple[str, ...] = ("--rate-limit", "0", "--no-access-log")) -> subprocess.Popen:
+    """``speakerverify serve`` on 127.0.0.1; by default without the per-key rate limit (this measures
+    the service, not its limiter) and without the access log (one line per request)."""
     cmd = [sys.executable, "-c", "from speakerverify.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--store", str(db), "--workers", str(args.workers)]
+           "--port", str(port), "--store", str(db), "--workers", str(args.workers), *extra]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.model:

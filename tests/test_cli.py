@@ -34,6 +34,24 @@ def test_verify_same_and_different_test_speakers(test_speaker_clips):
     assert strict["threshold"] > same["threshold"]
 
 
+def test_verify_json_reports_the_model_ident(test_speaker_clips):
+    from speakerverify.verifier import Verifier
+
+    clips = next(iter(test_speaker_clips.values()))
+    result = _json(["verify", str(clips[0]), str(clips[1]), "--json"])
+    assert result["model"] == Verifier().model_ident and "@" in result["model"]  # was "default"
+
+
+@pytest.mark.parametrize("far", ["0", "-1"])
+def test_impossible_far_is_one_line(far, test_speaker_clips):
+    clips = next(iter(test_speaker_clips.values()))
+    r = subprocess.run([sys.executable, "-m", "speakerverify", "verify", str(clips[0]), str(clips[1]), "--far", far],
+                       capture_output=True, text=True)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr  # was a "math domain error" traceback
+    assert "FAR must be a rate between 0 and 1" in lines[0] and "domain" not in lines[0]
+
+
 def test_bad_inputs_are_one_line_errors(tmp_path, test_speaker_clips):
     good = str(next(iter(test_speaker_clips.values()))[0])
     text = tmp_path / "notes.wav"

@@ -48,7 +48,8 @@ def test_train_export_and_verify(tiny_recipe, tmp_path, test_speaker_clips):
     a, b = list(test_speaker_clips.values())[0][:2]
     result = v.verify(a, b).to_dict()
     assert set(result) >= {"score", "same_speaker", "threshold", "model", "llr", "probability"}
-    assert 0.0 <= result["probability"] <= 1.0 and result["model"] == "tiny"
+    assert 0.0 <= result["probability"] <= 1.0 and result["model"] == v.model_ident
+    assert result["model"].startswith("tiny@")  # name@version, as every command reports it
     assert np.isfinite(result["llr"])
 
 

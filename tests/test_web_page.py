@@ -8,6 +8,7 @@ Set SPEAKERVERIFY_SCREENSHOT=path.png to keep a screenshot.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -94,11 +95,13 @@ def _browser(pw, fake_mic: Path):
     return pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
 
 
+# The page's Content-Security-Policy forbids eval: waits are written as functions ("() => ..."),
+# which playwright runs through the debugger protocol instead of eval'ing a string in the page.
 def _sign_in(page, url: str, key: str) -> None:
     page.goto(url + "/")
     page.fill("#api-key", key)
     page.click("#save-key")
-    page.wait_for_function("document.querySelector('#key-status').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#key-status').textContent.length > 0")
 
 
 def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str, list[Path]]]) -> None:
@@ -131,8 +134,9 @@ def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str,
             page.fill("#enroll-name", name)
             page.set_input_files("#enroll-files", [str(p) for p in files])
             page.click("#enroll-btn")
-            page.wait_for_function(f"document.querySelector('#enroll-result').textContent.includes('Enrolled {name}')")
-        page.wait_for_function(f"document.querySelector('#speakers-list').textContent.includes('{spk_b}')")
+            page.wait_for_function(
+                f"() => document.querySelector('#enroll-result').textContent.includes('Enrolled {name}')")
+        page.wait_for_function(f"() => document.querySelector('#speakers-list').textContent.includes('{spk_b}')")
 
         # uploads: the page shows what the API answers for the same file
         auth = {"Authorization": f"Bearer {server['user']}"}
@@ -141,7 +145,7 @@ def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str,
                              files={"file": (clip.name, clip.read_bytes())}, timeout=60).json()
             page.set_input_files("#file-input", str(clip))
             page.click("#identify-btn")
-            page.wait_for_function("document.querySelector('#identify-result .verdict') && "
+            page.wait_for_function("() => document.querySelector('#identify-result .verdict') && "
                                    "!document.querySelector('#identify-result').textContent.includes('Identifying')")
             text = page.inner_text("#identify-result")
             expect = "Unknown speaker" if api["speaker"] == "unknown" else f"Identified: {api['speaker']}"
@@ -164,10 +168,10 @@ def test_page_enroll_identify_verify_record(server: dict, clips: list[tuple[str,
         page.click("#record-btn")
         page.wait_for_timeout(3000)
         page.click("#record-btn")
-        page.wait_for_function("document.querySelector('#clip-info').textContent.includes('recording-1.wav')")
+        page.wait_for_function("() => document.querySelector('#clip-info').textContent.includes('recording-1.wav')")
         page.click("#identify-btn")
         page.wait_for_selector("#identify-result .verdict")
-        page.wait_for_function("!document.querySelector('#identify-result').textContent.includes('Identifying')")
+        page.wait_for_function("() => !document.querySelector('#identify-result').textContent.includes('Identifying')")
         assert f"Identified: {spk_a}" in page.inner_text("#identify-result"), page.inner_text("#identify-result")
 
         shot = os.environ.get("SPEAKERVERIFY_SCREENSHOT")
@@ -191,5 +195,43 @@ def test_page_user_key_and_bad_key(server: dict) -> None:
         assert not page.is_visible("#enroll-section")
         # the key is remembered across reloads
         page.reload()
-        page.wait_for_function("document.querySelector('#key-status').textContent.includes('web-user')")
+        page.wait_for_function("() => document.querySelector('#key-status').textContent.includes('web-user')")
         browser.close()
+
+
+def test_page_fits_a_phone_and_clears_the_last_verdict(server: dict, clips: list[tuple[str, list[Path]]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    (_, clips_a), (_, clips_b), _, _ = clips
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        _sign_in(page, server["url"], server["user"])
+        page.set_input_files("#file-input", str(clips_a[-1]))
+        page.click("#identify-btn")
+        page.wait_for_function("() => document.querySelector('#identify-result .verdict') && "
+                               "!document.querySelector('#identify-result').textContent.includes('Identifying')")
+        assert page.inner_text("#identify-result").strip()
+        # no sideways scrolling on a 390-px phone, with the results table on screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.evaluate("document.body.scrollWidth") <= 390
+        # a new file: the verdict about the last one is gone
+        page.set_input_files("#file-input", str(clips_b[-1]))
+        shown = f"() => document.querySelector('#clip-info').textContent.includes({clips_b[-1].name!r})"
+        page.wait_for_function(shown)
+        assert page.inner_text("#identify-result").strip() == ""
+        assert page.inner_text("#verify-result").strip() == ""
+        assert not [m for m in console if "Content Security Policy" in m], console
+        browser.close()
+
+
+def test_serve_writes_the_access_log(server: dict) -> None:
+    """``serve`` logs every request as one JSON line to stderr by default (here: the server log)."""
+    httpx.get(server["url"] + "/v1/whoami", headers={"Authorization": f"Bearer {server['user']}"}, timeout=10)
+    text = (server["tmp"] / "server.log").read_text()
+    lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+    whoami = [x for x in lines if x["path"] == "/v1/whoami" and x["status"] == 200]
+    assert whoami and whoami[-1]["key"] == "web-user" and whoami[-1]["method"] == "GET"
+    assert server["user"] not in text and server["admin"] not in text

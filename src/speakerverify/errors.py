@@ -51,7 +51,7 @@ class TrainError(SpeakerVerifyError):
 
 class StoreBusy(DataError):
     """The store's write lock could not be taken in time (another writer held it); try again
-    after ``retry_after`` seconds (the service answers 503 with ``Retry-After``)."""
+    after ``retry_after`` seconds (the service answers 409 with ``Retry-After``)."""
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         self.retry_after = retry_after

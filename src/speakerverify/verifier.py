@@ -64,6 +64,8 @@ class Verifier:
 
     #: Longest recording accepted (seconds); set per instance by ``max_audio_s``.
     max_audio_s: float = DEFAULT_MAX_AUDIO_S
+    #: The speech-activity policy (``None``: every sample is embedded); set per instance by ``vad``.
+    vad: VadConfig | None = None
 
     def __init__(self, model: str | Path | None = None, engine: str = "torch",
                  threads: int | None = None, *, backend: str | None = None,
@@ -81,7 +83,7 @@ class Verifier:
         self.bundle: ModelBundle = load_model(model)
         self.embedder = make_embedder(self.bundle, engine, threads)
         self.backend = Backend(self.bundle.backend, self.bundle.cohort)
-        self.vad: VadConfig | None = self.bundle.vad if vad is None else (VadConfig() if vad is True else vad or None)
+        self.vad = self.bundle.vad if vad is None else (VadConfig() if vad is True else vad or None)
         self.load_s = time.perf_counter() - t0
 
     @property
@@ -153,4 +155,4 @@ class Verifier:
         eb = self.embed_waves([wb], second=self.bundle.two_branch)[0]
         score = float(self.score_embeddings(ea, eb)[0])
         duration = min(len(wa), len(wb)) / SAMPLE_RATE
-        return VerifyResult.from_decision(self.backend.decide(score, far, duration), self.model_name)
+        return VerifyResult.from_decision(self.backend.decide(score, far, duration), self.model_ident)

@@ -5,7 +5,8 @@ One module per command group, each with ``register(app)``, registered here by ex
 * :mod:`.verify` -- ``verify``, ``embed``, ``eval``, ``seed-eval``;
 * :mod:`.models` -- ``export``, ``import-model``;
 * :mod:`.store` -- ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store``,
-  ``keys``, ``serve``;
+  ``keys``;
+* :mod:`.serve` -- ``serve``;
 * :mod:`.audit` -- ``audit``;
 * :mod:`.train` -- ``train``.
 
@@ -19,13 +20,13 @@ import sys
 
 import typer
 
-from speakerverify.cli import audit, models, store, train, verify
+from speakerverify.cli import audit, models, serve, store, train, verify
 from speakerverify.cli.common import err
 from speakerverify.errors import SpeakerVerifyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speaker verification: do these two recordings come from the same speaker?")
-for group in (verify, train, models, store, audit):
+for group in (verify, train, models, store, serve, audit):
     group.register(app)
 
 

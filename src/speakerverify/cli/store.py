@@ -1,9 +1,9 @@
 """CLI commands for the speaker store, API keys and the service.
 
 ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store reembed``,
-``store check``, ``store settings``, ``store rekey``, ``store new-key``, ``keys create/list/revoke``
-and ``serve``; registered by :func:`register`. Every command that opens a store takes ``--key-file``
-(an encrypted store) and is recorded in the store's audit log as ``cli:<OS user>``.
+``store check``, ``store settings``, ``store rekey``, ``store new-key`` and ``keys create/list/revoke``;
+registered by :func:`register` (``serve`` is in :mod:`.serve`). Every command that opens a store takes
+``--key-file`` (an encrypted store) and is recorded in the store's audit log as ``cli:<OS user>``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ KeepAudioOpt = Annotated[bool | None, typer.Option(
     help="Keep the 16 kHz audio (FLAC) so the store can be re-embedded (default: the store's keep-audio "
          "setting, on unless `store settings --no-keep-audio` turned it off).")]
 AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove speakers.")]
-UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest request body.")]
 
 
 def _store(store: Path | None, model: str | None = None, keep_audio: bool | None = None,
@@ -253,46 +252,6 @@ def keys_revoke(name: str, store: StoreOpt = None, key_file: KeyFileOpt = None) 
     out.print(f"revoked key {name!r}", highlight=False)
 
 
-def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-          port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-          store: StoreOpt = None, model: ModelOpt = None,
-          max_upload_mb: UploadOpt = 20.0,
-          workers: Annotated[int, typer.Option("--workers", min=1, max=64,
-                                               help="Threads running model inference at once.")] = 2,
-          threads: Annotated[int | None, typer.Option("--threads", min=1,
-                                                      help="Torch threads (default: CPU cores / workers).")] = None,
-          max_audio_s: Annotated[float, typer.Option(
-              "--max-audio-s", min=1, help="Longest recording accepted, in seconds (checked from the header).")] = 300,
-          keep_audio: KeepAudioOpt = None, key_file: KeyFileOpt = None) -> None:
-    """Run the REST service and web page (FastAPI + uvicorn)."""
-    import os
-
-    import uvicorn
-
-    from speakerverify.service.app import ServiceConfig, create_app
-    from speakerverify.store.crypto import ENV_KEY_FILE
-    from speakerverify.store.keys import list_keys
-
-    if key_file is not None:  # the service's store (and any store it opens) reads the key from here
-        os.environ[ENV_KEY_FILE] = str(key_file)
-    checked = _store(store)
-    problems = checked.db.quick_check()  # refuse a damaged store before loading the model
-    if problems:
-        fail(f"{checked.path}: speaker store is damaged ({problems[0]}); see `speakerverify store check`")
-    checked.close()
-    config = ServiceConfig(store=store, model=model, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                           workers=workers, threads=threads, keep_audio=keep_audio,
-                           max_audio_s=max_audio_s)
-    app = create_app(config)
-    if not list_keys(_store(store)):
-        err.print("[yellow]warning:[/] no API keys yet; create one with "
-                  "`speakerverify keys create NAME --admin`", highlight=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]note:[/] listening on {host}: put TLS in front of it, keys travel in headers",
-                  highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-
-
 def register(app: typer.Typer) -> None:
     app.command()(enroll)
     app.command()(speakers)
@@ -301,4 +260,3 @@ def register(app: typer.Typer) -> None:
     app.command()(identify)
     app.add_typer(store_app, name="store")
     app.add_typer(keys_app, name="keys")
-    app.command()(serve)

@@ -81,6 +81,8 @@ class Backend:
         if far is None:
             point = float(self.thresholds.get("eer", 0.5))
         else:
+            if not 0 < far < 1:  # NaN too; _far_key's log() would fail with "math domain error"
+                raise OperatingPointError(f"FAR must be a rate between 0 and 1 (e.g. 0.01), not {far:g}")
             points = self.thresholds.get("far", {})
             if not points:
                 raise OperatingPointError("this model has no false-accept operating points; use the default threshold")

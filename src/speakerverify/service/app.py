@@ -16,12 +16,20 @@ Every ``/v1`` route needs ``Authorization: Bearer KEY`` (401 without a valid key
 admin key is needed). Request bodies over ``max_upload_bytes`` get 413 before they are read in
 full. Model work runs in worker threads, at most ``workers`` at once, so the event loop keeps
 answering other requests during inference.
+
+Limits and headers (each in its own module): a key over ``rate_limit`` requests a minute, and a
+client address after ``auth_fail_limit`` wrong keys, get 429 with ``Retry-After``
+(:mod:`.ratelimit`); a busy store answers 409 with ``Retry-After`` (:mod:`.busy`); every request
+is one JSON line on the ``speakerverify.access`` logger (:mod:`.access_log`); every response carries
+security headers (:mod:`.headers`); ``private_docs`` puts ``/docs`` and ``/openapi.json`` behind a key.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +40,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -47,7 +55,12 @@ from speakerverify.errors import (
     SpeakerNotFound,
     SpeakerVerifyError,
 )
-from speakerverify.service.limits import BodySizeLimit
+from speakerverify.service import access_log
+from speakerverify.service.access_log import AccessLog
+from speakerverify.service.busy import retry_after_s, store_busy
+from speakerverify.service.headers import SecurityHeaders
+from speakerverify.service.limits import BodySizeLimit, HeaderSizeLimit
+from speakerverify.service.ratelimit import AuthFailureLimit, KeyRateLimit, retry_after_header
 from speakerverify.store import SpeakerStore
 from speakerverify.store.keys import KeyInfo, check_key
 
@@ -73,10 +86,16 @@ class ServiceConfig:
     max_upload_bytes: int = 20 * 1024 * 1024
     workers: int = 2
     threads: int | None = None  # torch threads; default: the CPU cores shared out among the workers
-    keep_audio: bool = True
+    keep_audio: bool | None = None  # None: the store's keep-audio setting
     # Longer recordings get 422, from the header before decoding (speakerverify.audio.limits' one rule).
     # Lower than the CLI's 10 minutes: requests are decoded side by side, each up to this many seconds.
     max_audio_s: float = 300.0
+    rate_limit: float = 600.0        # requests a minute per API key (token bucket); 0 = off
+    rate_burst: int | None = None    # requests a key may send at once; default: a tenth of a minute's worth
+    auth_fail_limit: int = 20        # wrong keys from one client address within auth_fail_window_s; 0 = off
+    auth_fail_window_s: float = 60.0
+    private_docs: bool = False       # /docs and /openapi.json need a key too
+    clock: Callable[[], float] = time.monotonic  # for the rate limits (tests move it instead of sleeping)
     verifier: Any = None  # a loaded Verifier to reuse (tests); loaded from ``model`` otherwise
 
 
@@ -98,13 +117,28 @@ BEARER = HTTPBearer(auto_error=False, description="An API key from `speakerverif
 
 def api_key(request: Request,
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> KeyInfo:
-    """The caller's key from ``Authorization: Bearer KEY``; 401 when missing or unknown."""
+    """The caller's key from ``Authorization: Bearer KEY``; 401 when missing or unknown, 429 when
+    the client sent too many wrong keys lately (before this key is checked) or the key is over its
+    rate limit."""
+    client = request.client.host if request.client else "unknown"
+    failures: AuthFailureLimit = request.app.state.auth_failures
+    wait = failures.blocked(client)
+    if wait is not None:
+        raise ApiError(429, f"too many invalid API keys from {client}: at most {failures.limit} in "
+                            f"{failures.window_s:g} s; try again later", retry_after_header(wait))
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or not credentials.credentials.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY'", challenge)
     info = check_key(request.app.state.store, credentials.credentials.strip())
     if info is None:
+        failures.failed(client)
         raise ApiError(401, "invalid API key", challenge)
+    setattr(request.state, access_log.KEY_NAME, info.name)
+    per_key: KeyRateLimit = request.app.state.key_rate
+    wait = per_key.take(info.name)
+    if wait is not None:
+        raise ApiError(429, f"key {info.name!r} is over its rate limit of {per_key.rate * 60:g} requests a "
+                            f"minute; try again later", retry_after_header(wait))
     return info
 
 
@@ -116,6 +150,8 @@ def admin_key(info: Annotated[KeyInfo, Depends(api_key)]) -> KeyInfo:
 
 User = Annotated[KeyInfo, Depends(api_key)]
 Admin = Annotated[KeyInfo, Depends(admin_key)]
+#: The ``far`` form field: a false-accept rate, strictly between 0 and 1 (422 otherwise).
+Far = Annotated[float | None, Form(gt=0, lt=1, description="Decide at this false-accept rate (0 < far < 1).")]
 
 
 def _limit_native_threads(threads: int) -> None:
@@ -149,13 +185,19 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     async def run_model(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
-    app = FastAPI(title="speakerverify", version="1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="speakerverify", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   description="Speaker verification and identification. Send `Authorization: Bearer KEY` "
                               "(create keys with `speakerverify keys create NAME [--admin]`).")
     app.state.store = store
     app.state.verifier = verifier
     app.state.config = config
+    app.state.key_rate = KeyRateLimit(config.rate_limit, config.rate_burst, clock=config.clock)
+    app.state.auth_failures = AuthFailureLimit(config.auth_fail_limit, config.auth_fail_window_s, clock=config.clock)
+    # Outermost last: the access log sees every answer (413s too), and every answer gets the headers.
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(HeaderSizeLimit)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
 
     # -- errors: always {"error": "..."} ----------------------------------------------------
 
@@ -175,12 +217,25 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
         return error(422, "; ".join(parts) or "invalid request")
 
+    def _busy(exc: Exception) -> JSONResponse:
+        wait = retry_after_s(exc)
+        return error(409, f"the speaker store is busy ({exc}); retry in {wait} s", retry_after_header(wait))
+
     async def _user_error(_: Request, exc: Exception) -> JSONResponse:
+        if store_busy(exc):
+            return _busy(exc)
         status = next(code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls))
         return error(status, str(exc))
 
     for cls in ERROR_STATUS:
         app.add_exception_handler(cls, _user_error)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _sqlite_error(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if store_busy(exc):
+            return _busy(exc)
+        log.exception("internal error")
+        return error(500, f"internal error ({type(exc).__name__})")
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
@@ -202,15 +257,23 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         return {"status": "ok", "model": verifier.model_ident}
 
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    async def page() -> HTMLResponse:
+        # The page whole (a FileResponse would answer a malformed Range header in plain text).
+        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The API page's Swagger UI is served from the swagger-ui-bundle-v2 wheel: FastAPI's default
     # /docs loads it from a CDN, which an offline machine (or a locked-down network) cannot reach.
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
+    # FastAPI's own /openapi.json route takes no dependencies: ours does, when the docs are private.
+    docs_deps = [Depends(api_key)] if config.private_docs else []
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=docs_deps)
+    async def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=docs_deps)
     async def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="speakerverify API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
@@ -224,7 +287,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     @app.post("/v1/verify", tags=["verification"])
     async def verify(key: User, a: Annotated[UploadFile, File()], b: Annotated[UploadFile, File()],
-                     far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+                     far: Far = None) -> dict[str, Any]:
         """Do recordings ``a`` and ``b`` come from the same speaker?"""
         la, da = await read_upload(a, "a")
         lb, db = await read_upload(b, "b")
@@ -274,7 +337,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     @app.post("/v1/speakers/{name}/verify", tags=["speakers"])
     async def verify_speaker(key: User, name: str, file: Annotated[UploadFile, File()],
-                             far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+                             far: Far = None) -> dict[str, Any]:
         """Is ``file`` the enrolled speaker ``name``?"""
         upload = await read_upload(file, "file")
         if not await anyio.to_thread.run_sync(store.__contains__, name):
@@ -285,7 +348,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.post("/v1/identify", tags=["speakers"])
     async def identify(key: User, file: Annotated[UploadFile, File()],
                        top: Annotated[int, Form(ge=1, le=100)] = 5,
-                       far: Annotated[float | None, Form()] = None) -> dict[str, Any]:
+                       far: Far = None) -> dict[str, Any]:
         """Who is speaking? Enrolled speakers ranked by score; ``speaker`` is ``unknown`` when none
         passes the threshold."""
         upload = await read_upload(file, "file")

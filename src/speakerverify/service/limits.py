@@ -1,4 +1,5 @@
-"""ASGI middleware: refuse request bodies over a size limit with 413 ``{"error": ...}``.
+"""ASGI middleware: refuse request bodies over a size limit with 413 ``{"error": ...}``, and
+headers over a size limit with 431.
 
 A declared ``Content-Length`` over the limit is refused before any of the body is read. A body
 without one (chunked) is counted as it streams in; once it passes the limit, reading stops and the
@@ -83,3 +84,29 @@ class BodySizeLimit:
                     await self._send_413(send)
                 return
             raise
+
+
+#: Largest request line plus headers. uvicorn's h11 parser enforces it only on a request that
+#: arrives in pieces (it answers 400 itself, see service.protocol); one that arrives whole, up to
+#: asyncio's read size, is parsed, so :class:`HeaderSizeLimit` checks it again in the app.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class HeaderSizeLimit:
+    """Refuse requests whose headers pass ``max_bytes`` with 431 ``{"error": ...}``."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+            if size > self.max_bytes:
+                body = json.dumps({"error": f"request headers are over the {self.max_bytes // 1024} KB limit"}).encode()
+                await send({"type": "http.response.start", "status": 431,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

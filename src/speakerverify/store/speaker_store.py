@@ -412,7 +412,7 @@ class SpeakerStore:
             ref = self.speaker_vector(name)
             q, duration = self._query(x)
             score = float(v.score_embeddings(ref, q)[0])
-            result = VerifyResult.from_decision(v.backend.decide(score, far, duration), v.model_name, name)
+            result = VerifyResult.from_decision(v.backend.decide(score, far, duration), v.model_ident, name)
         except SpeakerVerifyError as exc:
             self._audit_refusal("verify", name, exc, actor)
             raise
@@ -453,7 +453,7 @@ class SpeakerStore:
             candidates = [Candidate(g.names[i], v.backend.decide(float(s), far, duration, threshold=threshold))
                           for i, s in ranked]
         best = candidates[0] if candidates and candidates[0].same_speaker else None
-        return IdentifyResult(best.speaker if best else "unknown", candidates, threshold, v.model_name, len(g.names))
+        return IdentifyResult(best.speaker if best else "unknown", candidates, threshold, v.model_ident, len(g.names))
 
     # -- re-embedding, keys and integrity ----------------------------------------------------
 
