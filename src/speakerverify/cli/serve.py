@@ -14,7 +14,7 @@ UploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Lar
 RateOpt = Annotated[float, typer.Option(
     "--rate-limit", min=0, help="Requests a minute per API key; over it, 429 with Retry-After (0: off).")]
 BurstOpt = Annotated[int | None, typer.Option(
-    "--rate-burst", min=1, help="Requests a key may send at once [default: a tenth of --rate-limit].")]
+    "--rate-burst", min=1, help="Requests a key may send at once (default: a tenth of --rate-limit).")]
 AuthFailOpt = Annotated[int, typer.Option(
     "--auth-fail-limit", min=0, help="Wrong API keys from one client address within --auth-fail-window-s before "
                                      "it gets 429 on every keyed route (0: off).")]
@@ -31,7 +31,7 @@ def serve(host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
           workers: Annotated[int, typer.Option("--workers", min=1, max=64,
                                                help="Threads running model inference at once.")] = 2,
           threads: Annotated[int | None, typer.Option("--threads", min=1,
-                                                      help="Torch threads [default: CPU cores / workers].")] = None,
+                                                      help="Torch threads (default: CPU cores / workers).")] = None,
           max_audio_s: Annotated[float, typer.Option(
               "--max-audio-s", min=1, help="Longest recording accepted, in seconds (checked from the header).")] = 300,
           keep_audio: KeepAudioOpt = None, key_file: KeyFileOpt = None,
