@@ -47,3 +47,8 @@ class RecipeError(SpeakerVerifyError):
 
 class TrainError(SpeakerVerifyError):
     """Training cannot start or continue (run directory in use, nothing to resume, NaN loss...)."""
+
+
+class LaunchError(SpeakerVerifyError):
+    """How the process was started cannot work: a device that is not there (``--device cuda``
+    without CUDA), or torchrun's RANK/WORLD_SIZE/LOCAL_RANK that are not integers."""

@@ -65,9 +65,11 @@ class Verifier:
 
     def __init__(self, model: str | Path | None = None, engine: str = "torch",
                  threads: int | None = None, *, backend: str | None = None,
-                 max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> None:
+                 max_audio_s: float = DEFAULT_MAX_AUDIO_S, device: str = "cpu", local_rank: int = 0) -> None:
         """``engine``: the inference engine, ``torch`` or ``onnx`` (``backend=`` is its old,
-        deprecated name; ``self.backend`` is the scoring back end)."""
+        deprecated name; ``self.backend`` is the scoring back end). ``device``: cpu (the
+        reference), cuda (GPU ``local_rank``, float16 autocast) or auto (see
+        :mod:`speakerverify.embedding.device`)."""
         self.max_audio_s = check_limit(max_audio_s)
         if backend is not None:
             warnings.warn("Verifier(backend=...) is deprecated: the inference engine is now engine=...",
@@ -75,13 +77,17 @@ class Verifier:
             engine = backend
         t0 = time.perf_counter()
         self.bundle: ModelBundle = load_model(model)
-        self.embedder = make_embedder(self.bundle, engine, threads)
+        self.embedder = make_embedder(self.bundle, engine, threads, device, local_rank)
         self.backend = Backend(self.bundle.backend, self.bundle.cohort)
         self.load_s = time.perf_counter() - t0
 
     @property
     def model_name(self) -> str:
         return self.bundle.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedder.device
 
     @property
     def model_ident(self) -> str:
@@ -119,7 +125,8 @@ class Verifier:
         net = self.bundle.network
         if hasattr(net, "score"):
             with torch.inference_mode():
-                return net.score(torch.from_numpy(ea), torch.from_numpy(eb)).float().numpy()
+                dev = self.embedder.device
+                return net.score(torch.from_numpy(ea).to(dev), torch.from_numpy(eb).to(dev)).float().cpu().numpy()
         raw = cosine(ea, eb)
         if self.backend.asnorm is not None:
             raw = self.backend.asnorm(ea, eb, raw)

@@ -39,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from speakerverify.embedding.device import pick_device
 from speakerverify.errors import RecipeError, TrainError
 from speakerverify.train import checkpoint as ckpt
 from speakerverify.train import distributed as dd
@@ -122,7 +123,7 @@ def run_training(recipe_path: str | Path, out_dir: str | Path, overrides: Iterab
     recipe = resolve_recipe(recipe_path, overrides)
     paths = RunPaths(Path(out_dir))
     _check_run_dir(paths, recipe, resume)
-    device = dd.pick_device(recipe["device"], info)
+    device = pick_device(recipe["device"], info.local_rank)
     dd.init(info, device)
     trainer: _Trainer | None = None
     try:
