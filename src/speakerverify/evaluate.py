@@ -69,11 +69,11 @@ def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engi
                 progress: bool = False, max_audio_s: float = DEFAULT_MAX_AUDIO_S, device: str = "cpu",
                 fmt: str = "npz") -> dict:
     """Embed ``files`` into one file ``out`` (``fmt``: npz or kaldi, keys = the paths as given)."""
+    check_format(fmt)
     verifier = Verifier(model, engine=engine, max_audio_s=max_audio_s, device=device)
     t0 = time.perf_counter()
     embs, durations = embed_paths(verifier, files, progress)
-    names = [str(f) for f in files]
-    written = write_embeddings(out, check_format(fmt), names, embs, verifier.model_ident)
+    written = write_embeddings(out, fmt, [str(f) for f in files], embs, verifier.model_ident)
     summary = embed_summary(verifier, len(files), float(durations.sum()), time.perf_counter() - t0)
     return {**summary, "dim": int(embs.shape[1]), "out": str(written[0]), "written": [str(p) for p in written]}
 
