@@ -44,11 +44,16 @@ def clips(test_speaker_clips) -> list[str]:
     return [str(p) for ps in list(test_speaker_clips.values())[:4] for p in ps[:3]]
 
 
+#: What each of 2 torchrun processes uses by default; the reference uses as many (a different thread
+#: count sums in another order: differences of ~1e-5).
+THREADS = threads_per_process(DistInfo(0, 2, 0, 2))
+
+
 @pytest.fixture(scope="module")
 def reference(clips, tmp_path_factory) -> np.ndarray:
     """The one-process `embed FILES --out x.npz` vectors of ``clips``."""
     out = tmp_path_factory.mktemp("ref") / "ref.npz"
-    _ok(["embed", *clips, "--out", str(out), "--json"])
+    _ok(["embed", *clips, "--out", str(out), "--threads", str(THREADS), "--json"])
     with np.load(out) as z:
         assert list(z["files"]) == clips
         return z["embeddings"]
@@ -75,7 +80,7 @@ def test_torchrun_two_processes_match_one_process(clips, reference, tmp_path):
     # 12 files in shards of 5: shards 0, 1, 2; rank 0 takes 0 and 2, rank 1 takes 1
     assert [(s["rank"], s["world_size"], s["shards_done"], s["n_files"]) for s in ranks] == [(0, 2, 2, 7),
                                                                                            (1, 2, 1, 5)]
-    assert {s["threads"] for s in ranks} == {threads_per_process(DistInfo(0, 2, 0, 2))}
+    assert {s["threads"] for s in ranks} == {THREADS}
     assert {json.loads(p.read_text())["rank"] for p in shards.glob("shard-*.json")} == {0, 1}
 
     merged = _ok(["embed", "--merge", str(shards), "--out", str(tmp_path / "all.npz"), "--json"])
@@ -94,7 +99,8 @@ def test_a_rerun_skips_finished_shards_and_redoes_unfinished_ones(clips, referen
     file_list = tmp_path / "files.txt"
     file_list.write_text("\n".join(clips[:8]) + "\n")
     shards = tmp_path / "shards"
-    args = ["embed", "--list", str(file_list), "--out", str(shards), "--shard-size", "3", "--json"]
+    args = ["embed", "--list", str(file_list), "--out", str(shards), "--shard-size", "3", "--threads", str(THREADS),
+            "--json"]
     # an earlier run as rank 1 of 2 finished shard 1 of 0, 1, 2 ...
     for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}.items():
         monkeypatch.setenv(key, value)

@@ -67,10 +67,10 @@ def embed_summary(verifier: Verifier, n_files: int, audio_s: float, wall_s: floa
 
 def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engine: str = "torch",
                 progress: bool = False, max_audio_s: float = DEFAULT_MAX_AUDIO_S, device: str = "cpu",
-                fmt: str = "npz") -> dict:
+                fmt: str = "npz", threads: int | None = None) -> dict:
     """Embed ``files`` into one file ``out`` (``fmt``: npz or kaldi, keys = the paths as given)."""
     check_format(fmt)
-    verifier = Verifier(model, engine=engine, max_audio_s=max_audio_s, device=device)
+    verifier = Verifier(model, engine=engine, threads=threads, max_audio_s=max_audio_s, device=device)
     t0 = time.perf_counter()
     embs, durations = embed_paths(verifier, files, progress)
     written = write_embeddings(out, fmt, [str(f) for f in files], embs, verifier.model_ident)

@@ -43,7 +43,7 @@ def embed(
     fmt: Annotated[str, typer.Option("--format", help="Output format: npz or kaldi (ark + scp).")] = "npz",
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Files per shard (--list).")] = SHARD_SIZE,
     threads: Annotated[int | None, typer.Option(
-        "--threads", min=1, help="CPU threads per process [default: cores / processes on the node].")] = None,
+        "--threads", min=1, help="CPU threads per process [--list default: cores / processes on the node].")] = None,
     model: ModelOpt = None, json_: JsonOpt = False, engine: EngineOpt = "torch",
     backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S, device: DeviceOpt = "cpu",
 ) -> None:
@@ -78,7 +78,7 @@ def embed(
     from speakerverify.evaluate import embed_files
 
     summary = embed_files(files or [], out_path, model=model, engine=engine, progress=not json_,
-                          max_audio_s=max_audio_s, device=device, fmt=fmt)
+                          max_audio_s=max_audio_s, device=device, fmt=fmt, threads=threads)
     if json_:
         emit_json(summary)
     else:
