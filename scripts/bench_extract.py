@@ -115,6 +115,9 @@ def main() -> None:
             diff = f"{np.abs(r['emb'] - ref).max():.1e}"
         lines.append(f"| {r['nproc']} | {r['device']} | {r['threads']} | {r['n']} | {r['wall_s']:.1f} | "
                      f"{r['files_per_s']:.2f} | {r['rtf']:.3f} | {r['compute_rtf']:.3f} | {diff} |")
+    if any(r["threads"] == 1 and r["nproc"] == 1 for r in rows):
+        lines += ["", "The one-process, one-thread row separates what the processes bring from what the threads "
+                  "per process cost or bring on this machine at this load."]
     if not any(r["device"].startswith("cuda") for r in rows):
         lines += ["", "No GPU run: this machine has no CUDA device (`--device cuda` adds one where there is)."]
     args.out.write_text("\n".join(lines) + "\n")
