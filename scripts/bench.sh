@@ -13,4 +13,5 @@ if [ -f scripts/bench_search.py ]; then $PY scripts/bench_search.py; fi
 if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --data "$SHARED/data"; fi
 if [ -f scripts/soak.py ]; then $PY scripts/soak.py --data "$SHARED/data"; fi
 $PY scripts/bench_audio.py --cli --shared "$SHARED"
+$PY scripts/bench_extract.py --shared "$SHARED" --device auto
 echo "benchmarks written under docs/"

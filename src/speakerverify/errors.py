@@ -60,3 +60,8 @@ class StoreBusy(DataError):
 
 class StoreKeyError(DataError):
     """The store's encryption key is missing, wrong, or given for a store that is not encrypted."""
+
+
+class LaunchError(SpeakerVerifyError):
+    """How the process was started cannot work: a device that is not there (``--device cuda``
+    without CUDA), or torchrun's RANK/WORLD_SIZE/LOCAL_RANK that are not integers."""

@@ -13,7 +13,7 @@ Two scorers, used by the CLI, the benchmark and claims scripts alike:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from rich.progress import Progress
 from speakerverify import metrics
 from speakerverify.audio import DEFAULT_MAX_AUDIO_S, SAMPLE_RATE, check_waveform
 from speakerverify.data import Trial, from_seed_pickle, read_index_pairs, read_trials
+from speakerverify.embedding.outputs import check_format, write_embeddings
 from speakerverify.verifier import Verifier
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -32,32 +33,49 @@ def _progress(enabled: bool) -> Progress:
     return Progress(disable=not enabled, transient=True)
 
 
+def iter_embeddings(verifier: Verifier, paths: Sequence[Path], second: bool = False
+                    ) -> Iterator[tuple[np.ndarray, float]]:
+    """Each path's embedding and duration (seconds), one file at a time, in order."""
+    for p in paths:
+        wave = verifier.load(p)
+        yield verifier.embed_waves([wave], second=second)[0], len(wave) / SAMPLE_RATE
+
+
 def embed_paths(verifier: Verifier, paths: Sequence[Path], progress: bool = False,
                 second: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Embed each path once; returns (embeddings, durations in seconds)."""
     embs, durations = [], []
     with _progress(progress) as bar:
         task = bar.add_task("embedding", total=len(paths))
-        for p in paths:
-            wave = verifier.load(p)
-            durations.append(len(wave) / SAMPLE_RATE)
-            embs.append(verifier.embed_waves([wave], second=second)[0])
+        for emb, seconds in iter_embeddings(verifier, paths, second):
+            embs.append(emb)
+            durations.append(seconds)
             bar.advance(task)
     return np.stack(embs), np.array(durations)
 
 
-def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engine: str = "torch",
-                progress: bool = False, max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> dict:
-    verifier = Verifier(model, engine=engine, max_audio_s=max_audio_s)
-    embs, durations = embed_paths(verifier, files, progress)
-    audio_s = float(durations.sum())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, embeddings=embs, files=np.array([str(f) for f in files]), model=verifier.model_ident)
+def embed_summary(verifier: Verifier, n_files: int, audio_s: float, wall_s: float) -> dict:
+    """What ``embed --json`` reports: files, audio and compute seconds, real-time factor
+    (compute / audio), files per second (of wall time, loading and decoding included), device."""
     compute = verifier.embedder.compute_s
-    return {"n_files": len(files), "dim": int(embs.shape[1]), "audio_s": round(audio_s, 3),
-            "compute_s": round(compute, 4), "rtf": compute / audio_s if audio_s else None,
-            "load_s": round(verifier.load_s, 4), "model": verifier.model_name, "engine": engine,
-            "out": str(out)}
+    return {"n_files": n_files, "audio_s": round(audio_s, 3), "compute_s": round(compute, 4),
+            "rtf": compute / audio_s if audio_s else None,
+            "files_per_s": round(n_files / wall_s, 3) if wall_s > 0 else None,
+            "load_s": round(verifier.load_s, 4), "model": verifier.model_name, "engine": verifier.engine,
+            "device": str(verifier.device)}
+
+
+def embed_files(files: Sequence[Path], out: Path, model: str | None = None, engine: str = "torch",
+                progress: bool = False, max_audio_s: float = DEFAULT_MAX_AUDIO_S, device: str = "cpu",
+                fmt: str = "npz", threads: int | None = None) -> dict:
+    """Embed ``files`` into one file ``out`` (``fmt``: npz or kaldi, keys = the paths as given)."""
+    check_format(fmt)
+    verifier = Verifier(model, engine=engine, threads=threads, max_audio_s=max_audio_s, device=device)
+    t0 = time.perf_counter()
+    embs, durations = embed_paths(verifier, files, progress)
+    written = write_embeddings(out, fmt, [str(f) for f in files], embs, verifier.model_ident)
+    summary = embed_summary(verifier, len(files), float(durations.sum()), time.perf_counter() - t0)
+    return {**summary, "dim": int(embs.shape[1]), "out": str(written[0]), "written": [str(p) for p in written]}
 
 
 def trial_files(trials: Sequence[Trial]) -> list[str]:
@@ -140,8 +158,8 @@ def summarize(verifier: Verifier, scores: np.ndarray, labels: np.ndarray,
 
 def evaluate_trials(trials: Path, root: Path, model: str | None = None, engine: str = "torch",
                     det: Path | None = None, scores_out: Path | None = None, progress: bool = False,
-                    verifier: Verifier | None = None) -> dict:
-    verifier = verifier or Verifier(model, engine=engine)
+                    verifier: Verifier | None = None, device: str = "cpu") -> dict:
+    verifier = verifier or Verifier(model, engine=engine, device=device)
     t0 = time.perf_counter()
     scores, labels, durations = score_trials(verifier, trials, root, progress)
     result = summarize(verifier, scores, labels, durations)

@@ -69,10 +69,13 @@ class Verifier:
 
     def __init__(self, model: str | Path | None = None, engine: str = "torch",
                  threads: int | None = None, *, backend: str | None = None,
-                 max_audio_s: float = DEFAULT_MAX_AUDIO_S, vad: VadConfig | bool | None = None) -> None:
+                 max_audio_s: float = DEFAULT_MAX_AUDIO_S, device: str = "cpu", local_rank: int = 0,
+                 vad: VadConfig | bool | None = None) -> None:
         """``engine``: the inference engine, ``torch`` or ``onnx`` (``backend=`` is its old,
-        deprecated name; ``self.backend`` is the scoring back end). ``vad``: the speech-activity
-        policy, ``None`` for the model's own (its model.yaml), ``False`` for none, or a
+        deprecated name; ``self.backend`` is the scoring back end). ``device``: cpu (the
+        reference), cuda (GPU ``local_rank``, float16 autocast) or auto (see
+        :mod:`speakerverify.embedding.device`). ``vad``: the speech-activity policy, ``None`` for
+        the model's own (its model.yaml), ``False`` for none, or a
         :class:`~speakerverify.audio.vad.VadConfig`."""
         self.max_audio_s = check_limit(max_audio_s)
         if backend is not None:
@@ -81,7 +84,7 @@ class Verifier:
             engine = backend
         t0 = time.perf_counter()
         self.bundle: ModelBundle = load_model(model)
-        self.embedder = make_embedder(self.bundle, engine, threads)
+        self.embedder = make_embedder(self.bundle, engine, threads, device, local_rank)
         self.backend = Backend(self.bundle.backend, self.bundle.cohort)
         self.vad = self.bundle.vad if vad is None else (VadConfig() if vad is True else vad or None)
         self.load_s = time.perf_counter() - t0
@@ -89,6 +92,10 @@ class Verifier:
     @property
     def model_name(self) -> str:
         return self.bundle.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedder.device
 
     @property
     def model_ident(self) -> str:
@@ -136,7 +143,8 @@ class Verifier:
         net = self.bundle.network
         if hasattr(net, "score"):
             with torch.inference_mode():
-                return net.score(torch.from_numpy(ea), torch.from_numpy(eb)).float().numpy()
+                dev = self.embedder.device
+                return net.score(torch.from_numpy(ea).to(dev), torch.from_numpy(eb).to(dev)).float().cpu().numpy()
         raw = cosine(ea, eb)
         if self.backend.asnorm is not None:
             raw = self.backend.asnorm(ea, eb, raw)

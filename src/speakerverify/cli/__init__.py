@@ -2,7 +2,8 @@
 
 One module per command group, each with ``register(app)``, registered here by explicit import:
 
-* :mod:`.verify` -- ``verify``, ``embed``, ``eval``, ``seed-eval``;
+* :mod:`.verify` -- ``verify``, ``eval``, ``seed-eval``;
+* :mod:`.embed` -- ``embed`` (one file, sharded under torchrun, merge);
 * :mod:`.models` -- ``export``, ``import-model``;
 * :mod:`.store` -- ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store``,
   ``keys``;
@@ -20,13 +21,13 @@ import sys
 
 import typer
 
-from speakerverify.cli import audit, models, serve, store, train, verify
+from speakerverify.cli import audit, embed, models, serve, store, train, verify
 from speakerverify.cli.common import err
 from speakerverify.errors import SpeakerVerifyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speaker verification: do these two recordings come from the same speaker?")
-for group in (verify, train, models, store, serve, audit):
+for group in (verify, embed, train, models, store, serve, audit):
     group.register(app)
 
 

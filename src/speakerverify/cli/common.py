@@ -19,6 +19,8 @@ EngineOpt = Annotated[str, typer.Option("--engine", help="Inference engine: torc
 #: The inference engine's old option name, still accepted (with a note) for ``--engine``.
 BackendOpt = Annotated[str | None, typer.Option("--backend", hidden=True,
                                                 help="Deprecated name of --engine.")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="Compute device: cpu (float32, the reference), cuda (float16 autocast) or auto.")]
 FarOpt = Annotated[float | None, typer.Option("--far", help="Decide at this false-accept rate.")]
 #: The default is speakerverify.audio.DEFAULT_MAX_AUDIO_S (not imported here: it pulls in numpy and
 #: soundfile); tests/test_audio_bounds.py checks that every command's default is that value.

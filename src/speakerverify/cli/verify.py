@@ -1,4 +1,4 @@
-"""``verify``, ``embed``, ``eval`` and ``seed-eval``: 1:1 verification and evaluation."""
+"""``verify``, ``eval`` and ``seed-eval``: 1:1 verification and evaluation (``embed`` is in :mod:`.embed`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from speakerverify.cli.common import (
     MAX_AUDIO_S,
     BackendOpt,
+    DeviceOpt,
     EngineOpt,
     FarOpt,
     JsonOpt,
@@ -22,11 +23,12 @@ from speakerverify.cli.common import (
 
 
 def verify(a: Path, b: Path, model: ModelOpt = None, json_: JsonOpt = False, far: FarOpt = None,
-           engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+           engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S,
+           device: DeviceOpt = "cpu") -> None:
     """Do recordings A and B come from the same speaker? (`-` reads one of them from stdin.)"""
     from speakerverify.verifier import Verifier
 
-    v = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s)
+    v = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s, device=device)
     result = v.verify(a, b, far=far)
     if json_:
         emit_json(result.to_dict())
@@ -37,30 +39,17 @@ def verify(a: Path, b: Path, model: ModelOpt = None, json_: JsonOpt = False, far
               f"{result.threshold:.3f}{extra}; model {result.model})", highlight=False)
 
 
-def embed(files: list[Path], out_path: Annotated[Path, typer.Option("--out", help="Output .npz")],
-          model: ModelOpt = None, json_: JsonOpt = False, engine: EngineOpt = "torch",
-          backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
-    """Embed FILES into an .npz (keys: embeddings, files, model)."""
-    from speakerverify.evaluate import embed_files
-
-    summary = embed_files(files, out_path, model=model, engine=pick_engine(engine, backend), progress=not json_,
-                          max_audio_s=max_audio_s)
-    if json_:
-        emit_json(summary)
-    else:
-        out.print(f"wrote {summary['n_files']} embeddings to {out_path} (rtf {summary['rtf']:.4f})")
-
-
 def eval_(trials: Path, root: Annotated[Path, typer.Option("--root", help="Folder the trial paths are relative to.")],
           model: ModelOpt = None, json_: JsonOpt = False,
           det: Annotated[Path | None, typer.Option("--det", help="Write a DET plot PNG.")] = None,
           scores_out: Annotated[Path | None, typer.Option("--scores", help="Write per-trial scores.")] = None,
-          engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S) -> None:
+          engine: EngineOpt = "torch", backend: BackendOpt = None, max_audio_s: MaxAudioOpt = MAX_AUDIO_S,
+          device: DeviceOpt = "cpu") -> None:
     """Score a trial list (`label enroll test` lines) and report EER, minDCF, Cllr."""
     from speakerverify.evaluate import evaluate_trials
     from speakerverify.verifier import Verifier
 
-    verifier = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s)
+    verifier = Verifier(model, engine=pick_engine(engine, backend), max_audio_s=max_audio_s, device=device)
     result = evaluate_trials(trials, root, model=model, det=det, scores_out=scores_out, progress=not json_,
                              verifier=verifier)
     if json_:
@@ -82,6 +71,5 @@ def seed_eval(pkl: Path, pairs: Path, model: ModelOpt = None, json_: JsonOpt = F
 
 def register(app: typer.Typer) -> None:
     app.command()(verify)
-    app.command()(embed)
     app.command(name="eval")(eval_)
     app.command(name="seed-eval")(seed_eval)

@@ -3,9 +3,11 @@
 * :mod:`~speakerverify.embedding.model_dir` -- the model-directory format (resolve, load, write);
 * :mod:`~speakerverify.embedding.torch_embedder` -- the PyTorch engine;
 * :mod:`~speakerverify.embedding.onnx_embedder` -- the onnxruntime engine;
-* :mod:`~speakerverify.embedding.onnx_export` -- writes ``model.onnx`` (and checks it against torch).
+* :mod:`~speakerverify.embedding.onnx_export` -- writes ``model.onnx`` (and checks it against torch);
+* :mod:`~speakerverify.embedding.device` -- ``--device cpu|cuda|auto`` and mixed precision;
+* :mod:`~speakerverify.embedding.outputs` -- embedding files: ``.npz`` and Kaldi ``ark/scp``.
 
-:func:`make_embedder` picks the engine (``torch`` or ``onnx``).
+:func:`make_embedder` picks the engine (``torch`` or ``onnx``) and the device.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from speakerverify.embedding.device import pick_device
 from speakerverify.embedding.model_dir import (
     DEFAULT_MODEL,
     PRETRAINED,
@@ -24,7 +27,7 @@ from speakerverify.embedding.model_dir import (
     write_model_dir,
 )
 from speakerverify.embedding.torch_embedder import TorchEmbedder, pad_batch
-from speakerverify.errors import ModelError
+from speakerverify.errors import LaunchError, ModelError
 
 ENGINES = ("torch", "onnx")
 
@@ -52,11 +55,16 @@ def cached_onnx(bundle: ModelBundle) -> Path:
     return path
 
 
-def make_embedder(bundle: ModelBundle, engine: str = "torch", threads: int | None = None):
-    """The inference engine ``engine`` (torch or onnx) over ``bundle``."""
+def make_embedder(bundle: ModelBundle, engine: str = "torch", threads: int | None = None,
+                  device: str = "cpu", local_rank: int = 0):
+    """The inference engine ``engine`` (torch or onnx) over ``bundle`` on ``device`` (cpu, cuda or
+    auto; the onnx engine runs on the CPU, so ``auto`` means cpu for it)."""
     if engine == "torch":
-        return TorchEmbedder(bundle, threads)
+        return TorchEmbedder(bundle, threads, pick_device(device, local_rank))
     if engine == "onnx":
+        if device == "cuda":
+            raise LaunchError("the onnx engine runs on the CPU only: use --engine torch with --device cuda")
+        pick_device(device)  # refuses a device name that does not exist
         from speakerverify.embedding.onnx_embedder import OnnxEmbedder  # onnxruntime loads only when asked for
 
         path = bundle.onnx_path if bundle.onnx_path.is_file() else cached_onnx(bundle)

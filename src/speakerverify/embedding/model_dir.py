@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from speakerverify import models
+from speakerverify.atomic import write_atomic
 from speakerverify.audio.vad import VadConfig
 from speakerverify.errors import ModelError
 from speakerverify.features import build_frontend
@@ -117,7 +118,7 @@ def write_model_dir(out: str | Path, arch: str, params: dict, frontend: dict, st
     out.mkdir(parents=True, exist_ok=True)
     config = {"name": name, "version": version, "arch": arch, "params": params, "frontend": frontend,
               "min_duration_s": min_duration_s, **(extra or {})}
-    _atomic_write(out / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
+    write_atomic(out / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
     tmp = out / (WEIGHTS + ".tmp")
     torch.save(state_dict, tmp)
     tmp.replace(out / WEIGHTS)
@@ -132,17 +133,11 @@ def write_backend(directory: str | Path, backend: dict | None, cohort: np.ndarra
     if backend is None:
         (directory / BACKEND).unlink(missing_ok=True)
     else:
-        _atomic_write(directory / BACKEND, json.dumps(backend, indent=2).encode())
+        write_atomic(directory / BACKEND, json.dumps(backend, indent=2).encode())
     if cohort is None:
         (directory / COHORT).unlink(missing_ok=True)
     else:
         np.save(directory / COHORT, np.asarray(cohort).astype(np.float16))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def load_model(name_or_dir: str | Path | None = None) -> ModelBundle:

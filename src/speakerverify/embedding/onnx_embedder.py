@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from speakerverify.embedding.model_dir import ModelBundle, file_sha256
 from speakerverify.embedding.torch_embedder import pad_batch
@@ -36,6 +37,7 @@ class OnnxEmbedder:
     :class:`speakerverify.embedding.torch_embedder.TorchEmbedder`."""
 
     engine = "onnx"
+    device = torch.device("cpu")
 
     def __init__(self, bundle: ModelBundle, threads: int | None = None, path: str | Path | None = None) -> None:
         import onnxruntime as ort

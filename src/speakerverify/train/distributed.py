@@ -1,53 +1,17 @@
-"""Process-group plumbing for ``torchrun``: read RANK/WORLD_SIZE/LOCAL_RANK, pick the device and
-backend (gloo on CPU, nccl on CUDA), and the few collectives the training loop needs."""
+"""Process-group plumbing for ``torchrun``: the backend (gloo on CPU, nccl on CUDA) and the few
+collectives the training loop needs. The rank and world size come from :mod:`speakerverify.ranks`
+(re-exported here), the device from :func:`speakerverify.embedding.device.pick_device`."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from speakerverify.train.recipe import RecipeError
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def from_env() -> DistInfo:
-    try:
-        return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                        int(os.environ.get("LOCAL_RANK", 0)))
-    except ValueError:
-        raise RecipeError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
-
-
-def pick_device(preference: str, info: DistInfo) -> torch.device:
-    if preference not in ("auto", "cpu", "cuda"):
-        raise RecipeError(f"recipe: device must be auto, cpu or cuda, got {preference!r}")
-    use_cuda = preference == "cuda" or (preference == "auto" and torch.cuda.is_available())
-    if not use_cuda:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RecipeError("recipe: device cuda asked for, but no CUDA device is available")
-    torch.cuda.set_device(info.local_rank)
-    return torch.device("cuda", info.local_rank)
+from speakerverify.ranks import DistInfo, from_env  # noqa: F401 -- re-exported for the training loop
 
 
 def init(info: DistInfo, device: torch.device) -> None:

@@ -39,6 +39,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from speakerverify.atomic import write_atomic
+from speakerverify.embedding.device import pick_device
 from speakerverify.errors import RecipeError, TrainError
 from speakerverify.train import checkpoint as ckpt
 from speakerverify.train import distributed as dd
@@ -122,7 +124,7 @@ def run_training(recipe_path: str | Path, out_dir: str | Path, overrides: Iterab
     recipe = resolve_recipe(recipe_path, overrides)
     paths = RunPaths(Path(out_dir))
     _check_run_dir(paths, recipe, resume)
-    device = dd.pick_device(recipe["device"], info)
+    device = pick_device(recipe["device"], info.local_rank)
     dd.init(info, device)
     trainer: _Trainer | None = None
     try:
@@ -308,9 +310,7 @@ class _Trainer:
         return better
 
     def _write_metrics(self) -> None:
-        tmp = self.paths.metrics.with_name(self.paths.metrics.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
-        tmp.replace(self.paths.metrics)
+        write_atomic(self.paths.metrics, "".join(json.dumps(row) + "\n" for row in self.history))
 
     def _load_last(self) -> None:
         state = ckpt.load(self.paths.last)
@@ -368,9 +368,7 @@ class _Trainer:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _git_revision() -> str | None:
