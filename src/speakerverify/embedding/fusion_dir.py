@@ -39,7 +39,7 @@ def write_fusion_dir(out: str | Path, bundles: Sequence[ModelBundle], alpha: Seq
     for member, b in zip(network.members, bundles, strict=True):
         member.load_state_dict(b.network.state_dict())
     members = [{"model": str(b.directory), "ident": b.ident, "sha256": file_sha256(b.weights_path)} for b in bundles]
-    record = {**(record or {}), "alpha": params["alpha"], "members": members}
+    record = {**(record or {}), "alpha": list(params["alpha"]), "members": members}
     version = hashlib.sha256(json.dumps([members, params["alpha"]]).encode()).hexdigest()[:10]
     frontend = {"type": "stacked", "members": [b.config["frontend"] for b in bundles]}
     return write_model_dir(out, "fusion", params, frontend, network.state_dict(), name=name, version=version,
