@@ -13,10 +13,14 @@
    its member weights, negatives clipped to 0 and renormalised, are the fusion's alpha.
 3. The fusion model (:class:`speakerverify.models.fusion.Fusion` over a ``stacked`` front end)
    is written with the members' weights; its back end (duration-aware calibration, thresholds) is
-   fitted by :func:`speakerverify.scoring.fit.fit_backend` on the fused dev scores, without AS-norm
-   (the members' cohorts are not comparable across networks and a fused cohort would need every
-   member to embed all training speakers). ``model.yaml`` (key ``fusion``) and ``README.md`` record
-   the fitted weights, the dev data and each condition's dev EER per member and fused.
+   fitted by :func:`speakerverify.scoring.fit.fit_backend` on the fused dev scores. The members'
+   raw cosines go into the fusion, not their AS-normed scores: AS-norm is a per-pair function of a
+   cohort that no single vector can carry. AS-norm is instead offered on the fused score, with a
+   fused cohort (each member's cohort of the recipe's training speakers, ``export.cohort_files``
+   clips each, combined with alpha as embeddings are; cached per member), and kept only if it lowers
+   the pooled dev EER (``fit_backend``'s rule); ``--no-asnorm`` skips it. ``model.yaml`` (key
+   ``fusion``) and ``README.md`` record the fitted weights, the dev data and each condition's dev
+   EER per member and fused.
 """
 
 from __future__ import annotations
@@ -37,7 +41,15 @@ from speakerverify.models.fusion import combine
 from speakerverify.scoring import cosine
 from speakerverify.scoring.fit import DevCondition, fit_backend
 from speakerverify.scoring.fusion import fit_fusion
-from speakerverify.train.devsets import DevList, dev_conditions, dev_specs, fitted_on
+from speakerverify.train.devsets import (
+    DevList,
+    dev_conditions,
+    dev_specs,
+    fitted_on,
+    manifest_specs,
+    speaker_cohort,
+    train_utterances,
+)
 from speakerverify.train.recipe import load_recipe
 from speakerverify.verifier import Verifier
 
@@ -79,6 +91,21 @@ def member_embeddings(model: str, bundle: ModelBundle, conditions: list[tuple[st
     return out
 
 
+def member_cohort(model: str, bundle: ModelBundle, utts: list, per_speaker: int | None, cache_dir: Path,
+                  threads: int) -> np.ndarray:
+    """``bundle``'s AS-norm cohort (one mean embedding per training speaker,
+    :func:`speakerverify.train.devsets.speaker_cohort`), cached per weights."""
+    path = cache_dir / f"{Path(model).name}-cohort-{per_speaker}-{file_sha256(bundle.weights_path)[:12]}.npy"
+    if path.is_file():
+        return np.load(path)
+    verifier = Verifier(model, threads=threads, vad=False)
+    cohort = speaker_cohort(utts, lambda waves: verifier.embed_waves(list(waves)), per_speaker)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, cohort)
+    print(f"{Path(model).name}: cohort of {len(cohort)} speakers", flush=True)
+    return cohort
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("members", nargs="+", help="member model directories (or shipped model names), in order")
@@ -88,6 +115,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/emb"))
     ap.add_argument("--name", default="fusion")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-asnorm", action="store_true",
+                    help="skip the fused AS-norm cohort (each member embeds every training speaker's clips)")
     a = ap.parse_args()
     if len(a.members) < 2:
         sys.exit("error: a fusion needs at least two member models")
@@ -95,7 +124,9 @@ def main() -> None:
     bundles = [load_model(m) for m in a.members]
     for b in bundles:
         check_member(b)
-    specs, legacy = dev_specs(load_recipe(a.recipe)["data"])
+    recipe = load_recipe(a.recipe)
+    exp = recipe.get("export") or {}
+    specs, legacy = dev_specs(recipe["data"])
     conditions = dev_conditions(specs, legacy)
     embs = [member_embeddings(m, b, conditions, a.cache_dir, a.threads) for m, b in zip(a.members, bundles,
                                                                                           strict=True)]
@@ -114,7 +145,16 @@ def main() -> None:
         ea = combine([torch.from_numpy(p[0]) for p in pairs], fit.alpha).numpy()
         eb = combine([torch.from_numpy(p[1]) for p in pairs], fit.alpha).numpy()
         fused.append(DevCondition(cond, cosine(ea, eb), lab, dur, ea, eb))
-    fitted = fit_backend(fused, None, asnorm=False, fitted_on=fitted_on(specs))
+    cohort = None
+    if not a.no_asnorm and exp.get("asnorm", True):
+        utts, _ = train_utterances(manifest_specs(recipe["data"]))
+        per = exp.get("cohort_files")
+        if utts:
+            parts = [torch.from_numpy(member_cohort(m, b, utts, per, a.cache_dir, a.threads))
+                     for m, b in zip(a.members, bundles, strict=True)]
+            cohort = combine(parts, fit.alpha).numpy()
+    fitted = fit_backend(fused, cohort, asnorm=cohort is not None, top_k=int(exp.get("top_k", 50)),
+                         far=exp.get("far", [0.01, 0.001]), fitted_on=fitted_on(specs))
     eers = {c[0]: {Path(m).name: round(100 * metrics.eer(cosine(*p), c[1])[0], 3) for m, p in zip(a.members, c[3],
                                                                                                   strict=True)}
             for c in per_cond}
@@ -122,9 +162,10 @@ def main() -> None:
         eers[c.name]["fusion"] = round(100 * metrics.eer(c.scores, c.labels)[0], 3)
 
     record = {**fit.as_dict(), "features": [f"cosine({Path(m).name})" for m in a.members] + ["log(duration_s)"],
-              "fitted_on": fitted_on(specs), "dev_trials": int(len(labels)), "dev_eer_percent": eers}
+              "fitted_on": fitted_on(specs), "dev_trials": int(len(labels)), "dev_eer_percent": eers,
+              "asnorm_kept": fitted.keep_cohort}
     model_dir = write_fusion_dir(a.out, bundles, fit.alpha, name=a.name, record=record)
-    write_backend(model_dir, fitted.backend)
+    write_backend(model_dir, fitted.backend, cohort if fitted.keep_cohort else None)
     (model_dir / "README.md").write_text(readme(a, record, eers))
     print(f"wrote {model_dir}: alpha {fit.alpha}; dev EER % {json.dumps(eers)}")
 
@@ -141,6 +182,9 @@ def readme(a: argparse.Namespace, record: dict, eers: dict) -> str:
     lines += [f"| bias | {record['bias']:.4f} |", "",
               "alpha (member weights clipped at 0, renormalised): "
               + ", ".join(f"{n} {x:.4f}" for n, x in zip(names, record["alpha"], strict=True)), "",
+              "Back end (`scoring.fit.fit_backend` on the fused dev scores): duration-aware calibration and "
+              "thresholds; AS-norm on the fused score with a fused cohort "
+              + ("kept (it lowered the pooled dev EER)." if record["asnorm_kept"] else "not used."), "",
               "Dev EER % per condition (raw cosines; fusion: alpha-weighted cosine):", "",
               "| condition | " + " | ".join(names) + " | fusion |", "|---|" + "---|" * (len(names) + 1)]
     lines += [f"| {c} | " + " | ".join(f"{v[n]:.2f}" for n in names) + f" | {v['fusion']:.2f} |"
