@@ -42,4 +42,6 @@ def build_frontend(config: dict[str, Any] | None) -> nn.Module:
     kind = config.pop("type", "kaldi-fbank")
     if kind not in FRONTENDS:
         raise ValueError(f"unknown front end {kind!r}; known: {', '.join(sorted(FRONTENDS))}")
+    if kind == "stacked":  # a composite: its members are front-end configs too
+        return StackedFrontend([build_frontend(m) for m in config.pop("members", [])], **config)
     return FRONTENDS[kind](**config)

@@ -13,7 +13,7 @@ embedding equals the member model's own.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +23,14 @@ from speakerverify.features.common import as_batch, frames_mask
 
 
 class StackedFrontend(nn.Module):
-    def __init__(self, members: list[dict[str, Any]]) -> None:
-        super().__init__()
-        from speakerverify.features import build_frontend  # the registry imports this module
+    """``members``: the member front ends, built (``build_frontend`` builds them from the config's
+    ``members`` list)."""
 
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
         if len(members) < 2:
             raise ValueError("a stacked front end needs at least two member front ends")
-        self.members = nn.ModuleList(build_frontend(m) for m in members)
+        self.members = nn.ModuleList(members)
 
     @property
     def dims(self) -> list[int]:
