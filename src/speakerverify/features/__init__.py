@@ -6,7 +6,9 @@ add one line to ``FRONTENDS``):
 * ``kaldi-fbank`` -- :class:`~speakerverify.features.kaldi_fbank.KaldiFbank`;
 * ``seed-stft`` -- :class:`~speakerverify.features.seed_stft.SeedStft`, the seed notebook's |STFT|;
 * ``speechbrain-fbank`` -- :class:`~speakerverify.features.speechbrain_fbank.SpeechBrainFbank`, for
-  SpeechBrain's published models.
+  SpeechBrain's published models;
+* ``stacked`` -- :class:`~speakerverify.features.stacked.StackedFrontend`, several member front ends
+  side by side (for :class:`~speakerverify.models.fusion.Fusion`).
 
 Shared helpers (masks, batching, mean normalisation) are in :mod:`speakerverify.features.common`.
 """
@@ -21,15 +23,17 @@ from speakerverify.features.common import SAMPLE_RATE, as_batch, frames_mask, me
 from speakerverify.features.kaldi_fbank import KaldiFbank, kaldi_mel_banks
 from speakerverify.features.seed_stft import SeedStft
 from speakerverify.features.speechbrain_fbank import SpeechBrainFbank
+from speakerverify.features.stacked import StackedFrontend
 
 FRONTENDS: dict[str, type[nn.Module]] = {
     "kaldi-fbank": KaldiFbank,
     "seed-stft": SeedStft,
     "speechbrain-fbank": SpeechBrainFbank,
+    "stacked": StackedFrontend,
 }
 
-__all__ = ["FRONTENDS", "SAMPLE_RATE", "KaldiFbank", "SeedStft", "SpeechBrainFbank", "as_batch", "build_frontend",
-           "frames_mask", "kaldi_mel_banks", "mean_normalize"]
+__all__ = ["FRONTENDS", "SAMPLE_RATE", "KaldiFbank", "SeedStft", "SpeechBrainFbank", "StackedFrontend", "as_batch",
+           "build_frontend", "frames_mask", "kaldi_mel_banks", "mean_normalize"]
 
 
 def build_frontend(config: dict[str, Any] | None) -> nn.Module:
@@ -38,4 +42,6 @@ def build_frontend(config: dict[str, Any] | None) -> nn.Module:
     kind = config.pop("type", "kaldi-fbank")
     if kind not in FRONTENDS:
         raise ValueError(f"unknown front end {kind!r}; known: {', '.join(sorted(FRONTENDS))}")
+    if kind == "stacked":  # a composite: its members are front-end configs too
+        return StackedFrontend([build_frontend(m) for m in config.pop("members", [])], **config)
     return FRONTENDS[kind](**config)

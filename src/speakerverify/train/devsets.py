@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,12 +38,14 @@ COHORT_CLIP_S = 4.0
 
 @dataclass
 class DevList:
-    """A dev trial list's recordings (each read once) and its trials as index pairs."""
+    """A dev trial list's recordings (each read once; ``files``: their paths relative to the data
+    root) and its trials as index pairs."""
 
     waves: list[np.ndarray]
     ia: np.ndarray
     ib: np.ndarray
     labels: np.ndarray
+    files: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, trials_path: Path, root: Path) -> DevList:
@@ -52,7 +54,7 @@ class DevList:
         idx = {f: i for i, f in enumerate(files)}
         waves = [sf.read(root / f, dtype="float32")[0] for f in files]
         return cls(waves, np.array([idx[t.enroll] for t in trials]), np.array([idx[t.test] for t in trials]),
-                   np.array([t.label for t in trials]))
+                   np.array([t.label for t in trials]), list(files))
 
     def condition(self, name: str, waves: Sequence[np.ndarray], embed: Embed) -> DevCondition:
         emb = embed(waves)
