@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -146,11 +147,11 @@ def main() -> None:
     for label, how, eers in rows:
         mean_dev = np.mean([eers[k] for k in DEV if k in eers])
         table.append(f"| {label} | {how} | {mean_dev:.2f} | " + " | ".join(f"{eers[k]:.2f}" for k in cols) + " |")
-    command = "python scripts/ablation.py " + " ".join(f'--step "{s}"' for s in a.step)
+    command = "python scripts/ablation.py " + " ".join(f"--step {shlex.quote(s)}" for s in a.step)
     if a.lists != DEV + TEST + [SEED]:
         command += " --lists " + " ".join(a.lists)
     if a.section:
-        command += f' --section "{a.section}"'
+        command += f" --section {shlex.quote(a.section)}"
     table += ["", "```", command, "```", ""]
     if a.section:
         write_section(a.out, a.section, table)
