@@ -188,6 +188,12 @@ class Database:
         """The one-line error for an engine error (busy, damaged, unreachable), or None."""
         raise NotImplementedError
 
+    def listen(self, on_change: Callable[[str], None], stop: threading.Event | None = None) -> Any:
+        """Call ``on_change(generation)`` when another process changes the store, where the
+        engine can announce it (PostgreSQL's LISTEN/NOTIFY); None where it cannot (SQLite: each
+        search's generation check is the refresh)."""
+        return None
+
     def meta(self, key: str) -> str | None:
         row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])

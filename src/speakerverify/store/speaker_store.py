@@ -125,6 +125,20 @@ class SpeakerStore:
     def close(self) -> None:
         self.db.close()
 
+    def follow_changes(self, model: str) -> None:
+        """Keep the gallery of ``model`` fresh in the background: on PostgreSQL, rebuild it as
+        soon as any process commits a change (LISTEN/NOTIFY), so the next identify does not pay
+        for it. Correctness does not depend on it: every identify checks the generation first
+        (one SELECT) and reloads what changed."""
+
+        def refresh(_generation: str) -> None:
+            try:
+                self.galleries.now(model)
+            except Exception:  # noqa: BLE001 - the next identify reloads (and reports) it anyway
+                pass
+
+        self.db.listen(refresh)
+
     def __enter__(self) -> SpeakerStore:
         return self
 
