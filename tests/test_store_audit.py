@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
