@@ -78,7 +78,8 @@ def test_missing_wrong_and_unneeded_keys_are_one_line(tmp_path: Path) -> None:
         assert len(r.stderr.strip().splitlines()) == 1 and "enc.db is encrypted" in r.stderr
 
 
-def test_key_from_environment_and_key_file(store_location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_from_environment_and_key_file(store_location: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPEAKERVERIFY_STORE_KEY", KEY.hex())
     _enroll(store_location).close()
     monkeypatch.setenv("SPEAKERVERIFY_STORE_KEY", base64.b64encode(KEY).decode())
