@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test lint bench clean browser postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,10 @@ lint: $(STAMP)
 browser:
 	bash scripts/install-browser.sh || echo "chromium could not be installed: the browser tests will skip"
 
-test: $(STAMP) lint browser
+postgres:
+	bash scripts/install-postgres.sh || echo "PostgreSQL could not be installed: the PostgreSQL store tests will skip"
+
+test: $(STAMP) lint browser postgres
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -27,3 +27,29 @@ def test_speaker_clips(shared_data: Path) -> dict[str, list[Path]]:
     for u in from_manifest(LIBRI / "manifest.csv", splits=["test"]):
         by_spk.setdefault(u.speaker, []).append(u.path)
     return {s: sorted(p) for s, p in sorted(by_spk.items()) if len(p) >= 3}
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (tests/pg_helpers.py); skips when none."""
+    from pg_helpers import start_cluster
+
+    cluster = start_cluster()
+    if isinstance(cluster, str):
+        pytest.skip(f"PostgreSQL cases skipped: {cluster}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A fresh empty PostgreSQL database on the session's server: its URL."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once per engine: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "s.db")

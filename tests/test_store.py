@@ -1,6 +1,8 @@
 """The speaker store: enrollment bookkeeping, outliers, model guard, re-embedding, crash safety.
 
-These use a stub verifier (tests/stub_verifier.py) so they test storage, not model quality.
+These use a stub verifier (tests/stub_verifier.py) so they test storage, not model quality. Tests
+taking ``store`` or ``store_location`` run once per engine (SQLite, and PostgreSQL on the session's
+throwaway server: tests/conftest.py), with the same assertions; the rest are about SQLite files.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SpeakerStore:
-    return SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+def store(store_location: str) -> SpeakerStore:
+    return SpeakerStore(store_location, verifier=StubVerifier())
 
 
 def test_enroll_list_identify_remove(store: SpeakerStore) -> None:
@@ -105,8 +107,8 @@ def test_outlier_rule() -> None:
     assert len(find_outliers(np.stack([base, rng.standard_normal(64), rng.standard_normal(64)]))[0]) <= 1
 
 
-def test_store_refuses_another_model_and_reembeds(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_store_refuses_another_model_and_reembeds(store_location: str) -> None:
+    path = store_location
     old = SpeakerStore(path, verifier=StubVerifier("1"))
     old.enroll("kept", [tone(400, seed=1), tone(400, seed=2)])
     SpeakerStore(path, verifier=StubVerifier("1"), keep_audio=False).enroll("lost", [tone(2500, seed=3)])
@@ -145,7 +147,7 @@ def test_kept_audio_is_flac_at_16k(store: SpeakerStore) -> None:
     assert back.shape == wave.shape and np.max(np.abs(back - wave)) < 1e-3
 
 
-def test_bad_store_files(tmp_path: Path) -> None:
+def test_bad_store_files(tmp_path: Path) -> None:  # SQLite files only
     notdb = tmp_path / "x.db"
     notdb.write_bytes(b"hello, I am not a database" * 100)
     with pytest.raises(SpeakerVerifyError, match="x.db"):
@@ -159,6 +161,8 @@ def test_default_store_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert default_store_path() == tmp_path / "env.db"
     monkeypatch.delenv("SPEAKERVERIFY_STORE")
     assert default_store_path() == Path.home() / ".local/share/speakerverify/speakers.db"
+    monkeypatch.setenv("SPEAKERVERIFY_STORE", "postgresql://sv@db.example/speakers")
+    assert default_store_path() == "postgresql://sv@db.example/speakers"
 
 
 _CHILD = textwrap.dedent("""
@@ -181,9 +185,9 @@ def _expected_clips(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
 
-def test_kill_9_during_enrollment_loses_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "crash.db"
-    code = _CHILD.format(tests=str(TESTS), db=str(db))
+def test_kill_9_during_enrollment_loses_nothing(store_location: str) -> None:
+    db = store_location
+    code = _CHILD.format(tests=str(TESTS), db=db)
     committed: set[str] = set()
     rng = np.random.default_rng(0)
     for round_ in range(6):
@@ -206,9 +210,10 @@ def test_kill_9_during_enrollment_loses_nothing(tmp_path: Path) -> None:
             committed.add(f"spk-{i:05d}-{i % 4 + 1}")
         assert len(lines) >= 3, f"round {round_}: child committed too little before the kill"
 
-        con = sqlite3.connect(db)
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        con.close()
+        if not db.startswith("postgresql://"):
+            con = sqlite3.connect(db)
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            con.close()
         store = SpeakerStore(db, verifier=StubVerifier())
         assert store.check_integrity() == []
         stored = {s["name"]: s["clips"] for s in store.speakers()}
@@ -225,10 +230,10 @@ def test_two_unlike_clips_warn_but_enroll(store: SpeakerStore) -> None:
     assert r.warnings and "below the model's threshold" in r.warnings[0]
 
 
-def test_identify_sees_changes_made_elsewhere(tmp_path: Path) -> None:
+def test_identify_sees_changes_made_elsewhere(store_location: str) -> None:
     """The in-memory gallery follows writes by other store objects (other processes)."""
-    reader = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
-    writer = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    reader = SpeakerStore(store_location, verifier=StubVerifier())
+    writer = SpeakerStore(store_location, verifier=StubVerifier())
     writer.enroll("a", [tone(300, seed=1)])
     assert reader.identify(tone(300, seed=2)).to_dict()["speaker"] == "a"
     writer.enroll("b", [tone(1500, seed=1)])
@@ -241,12 +246,12 @@ def test_identify_sees_changes_made_elsewhere(tmp_path: Path) -> None:
     assert who["gallery"] == 1 and who["speaker"] == "unknown"
 
 
-def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(tmp_path):
+def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(store_location: str):
     # llr = 10 s - 5: Bayes' rule with even odds of "enrolled" accepts the best of N candidates when
     # its llr >= ln N, i.e. at score (ln N + 5) / 10; a fixed FAR point ignores N.
     v = StubVerifier()
     v.backend = Backend({"calibration": {"a": 10.0, "b": -5.0}, "thresholds": {"eer": 0.5, "far": {"0.01": 0.9}}})
-    store = SpeakerStore(tmp_path / "s.db", verifier=v)
+    store = SpeakerStore(store_location, verifier=v)
     probe = tone(300, seed=9)
     thresholds = []
     for n, freq in enumerate([300, 2000, 900, 4000], start=1):
@@ -261,13 +266,13 @@ def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(tmp_path
     assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]
 
 
-def test_large_gallery_index_is_updated_in_place(tmp_path, monkeypatch):
+def test_large_gallery_index_is_updated_in_place(store_location: str, monkeypatch):
     # With the IVF cut-off lowered, a 25-speaker gallery gets an IVF index; enrolling or removing
     # one speaker then changes that index in place instead of building (and training) a new one.
     import speakerverify.store.index as search
 
     monkeypatch.setattr(search, "IVF_MIN", 20)
-    store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    store = SpeakerStore(store_location, verifier=StubVerifier())
     freqs = [125 + 250 * k for k in range(27)]  # one stub spectrum bin each
     for f in freqs[:25]:
         store.enroll(f"s{f}", [tone(f, seed=1)])
@@ -281,7 +286,7 @@ def test_large_gallery_index_is_updated_in_place(tmp_path, monkeypatch):
     assert f"s{freqs[3]}" not in [c["speaker"] for c in who["candidates"]] and who["gallery"] == 25
     assert store.galleries.current.index is first and len(first) == 25
     # Another process's store (no shared index) builds its own and agrees.
-    other = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+    other = SpeakerStore(store_location, verifier=StubVerifier())
     assert other.identify(tone(freqs[25], seed=6)).to_dict()["candidates"][0]["speaker"] == f"s{freqs[25]}"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +31,8 @@ def _wav(wave) -> bytes:
     return buf.getvalue()
 
 
-def test_store_records_every_change_and_read(tmp_path: Path) -> None:
-    store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier(), actor="local:tester")
+def test_store_records_every_change_and_read(store_location: str) -> None:
+    store = SpeakerStore(store_location, verifier=StubVerifier(), actor="local:tester")
     store.enroll("low", [tone(300, seed=1), tone(300, seed=2)])
     store.verify("low", tone(300, seed=3), actor="key:ops")
     store.identify(tone(300, seed=4))
@@ -52,13 +51,13 @@ def test_store_records_every_change_and_read(tmp_path: Path) -> None:
                    ("local:tester", "key-remove", None, "ok:"), ("local:tester", "remove", "low", "ok"),
                    ("local:tester", "remove", "low", "not")]
     assert all(datetime.fromisoformat(e["when"]).tzinfo is not None for e in events)
-    raw = sqlite3.connect(tmp_path / "s.db").execute("SELECT * FROM audit").fetchall()
+    raw = store.db.connection().execute("SELECT * FROM audit").fetchall()
     assert key not in str(raw) and key[4:20] not in str(raw)  # never the key
     assert {len(r) for r in raw} == {6}  # when, actor, action, speaker, outcome: no audio, no vectors
 
 
-def test_since_filters_by_time_and_duration(tmp_path: Path) -> None:
-    store = SpeakerStore(tmp_path / "s.db", verifier=StubVerifier())
+def test_since_filters_by_time_and_duration(store_location: str) -> None:
+    store = SpeakerStore(store_location, verifier=StubVerifier())
     store.enroll("a", [tone(300, seed=1)])
     con = store.db.connection()
     old = (datetime.now(UTC) - timedelta(days=3)).isoformat(timespec="microseconds")

@@ -78,17 +78,18 @@ def test_missing_wrong_and_unneeded_keys_are_one_line(tmp_path: Path) -> None:
         assert len(r.stderr.strip().splitlines()) == 1 and "enc.db is encrypted" in r.stderr
 
 
-def test_key_from_environment_and_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_from_environment_and_key_file(store_location: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPEAKERVERIFY_STORE_KEY", KEY.hex())
-    _enroll(tmp_path / "s.db").close()
+    _enroll(store_location).close()
     monkeypatch.setenv("SPEAKERVERIFY_STORE_KEY", base64.b64encode(KEY).decode())
-    assert SpeakerStore(tmp_path / "s.db", verifier=StubVerifier()).encrypted
+    assert SpeakerStore(store_location, verifier=StubVerifier()).encrypted
     monkeypatch.delenv("SPEAKERVERIFY_STORE_KEY")
     key_file = tmp_path / "k"
     key_file.write_bytes(base64.urlsafe_b64encode(KEY) + b"\n")
-    assert len(SpeakerStore(tmp_path / "s.db", verifier=StubVerifier(), key_file=key_file)) == 2
+    assert len(SpeakerStore(store_location, verifier=StubVerifier(), key_file=key_file)) == 2
     monkeypatch.setenv("SPEAKERVERIFY_STORE_KEY_FILE", str(key_file))
-    assert SpeakerStore(tmp_path / "s.db", verifier=StubVerifier()).verify("low", tone(300, seed=7)).same_speaker
+    assert SpeakerStore(store_location, verifier=StubVerifier()).verify("low", tone(300, seed=7)).same_speaker
     with pytest.raises(StoreKeyError, match="already exists"):
         write_key_file(key_file)
 

@@ -77,7 +77,7 @@ def test_without_secure_delete_the_removed_audio_stays_in_the_file(
 
 def test_without_truncating_the_wal_the_removed_audio_stays_in_it(
         tmp_path: Path, test_speaker_clips: dict[str, list[Path]], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(db.Database, "truncate_wal", lambda self: None)
+    monkeypatch.setattr(db.SqliteDatabase, "truncate_wal", lambda self: None)
     (_, clips), (_, other) = pick_speakers(test_speaker_clips, 2)
     path = tmp_path / "s.db"
     store, needles = _enroll_two(path, clips[:3], other[:3])

@@ -94,8 +94,8 @@ def test_store_check_finds_zeroed_nan_and_wrong_size_vectors(tmp_path: Path) -> 
     assert not any("spk3" in ln for ln in lines)
 
 
-def test_eight_threads_enrolling_one_name_are_serialised(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_eight_threads_enrolling_one_name_are_serialised(store_location: str) -> None:
+    path = store_location
     shared = SpeakerStore(path, verifier=StubVerifier())
     results, errors = [], []
 
@@ -116,11 +116,27 @@ def test_eight_threads_enrolling_one_name_are_serialised(tmp_path: Path) -> None
     assert shared.speakers()[0]["clips"] == 8 and len(shared) == 1 and shared.check_integrity() == []
 
 
-def test_a_lock_not_had_in_time_is_store_busy(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    SpeakerStore(path, verifier=StubVerifier()).close()
-    holder = sqlite3.connect(path, isolation_level=None)
+def _write_lock_holder(location: str):
+    """Another client holding the store's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+    advisory lock); rolled back by ``holder.execute("ROLLBACK")``."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        from speakerverify.store.postgres import WRITE_LOCK
+
+        holder = psycopg.connect(location, autocommit=True)
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        return holder
+    holder = sqlite3.connect(location, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_lock_not_had_in_time_is_store_busy(store_location: str) -> None:
+    path = store_location
+    SpeakerStore(path, verifier=StubVerifier()).close()
+    holder = _write_lock_holder(path)
     try:
         store = SpeakerStore(path, verifier=StubVerifier(), busy_timeout_s=0.2)
         with pytest.raises(StoreBusy, match="busy") as info:
@@ -131,25 +147,22 @@ def test_a_lock_not_had_in_time_is_store_busy(tmp_path: Path) -> None:
     assert store.enroll("x", [tone(600)]).n_clips == 1
 
 
-def test_a_schema_1_store_is_migrated_and_a_newer_one_refused(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def test_a_schema_1_store_is_migrated_and_a_newer_one_refused(store_location: str) -> None:
+    path = store_location
     store = SpeakerStore(path, verifier=StubVerifier())
     store.enroll("kept", [tone(400, seed=1), tone(400, seed=2)])
     store.close()
-    con = sqlite3.connect(path)  # what the schema-1 code wrote: no audit table, no store_id
+    store = SpeakerStore(path, verifier=StubVerifier())
+    con = store.db.connection()  # what the schema-1 code wrote: no audit table, no store_id
     con.execute("DROP TABLE audit")
     con.execute("DELETE FROM meta WHERE key = 'store_id'")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    con.commit()
-    con.close()
+    store.close()
     store = SpeakerStore(path, verifier=StubVerifier())
     assert store.db.meta("schema") == str(SCHEMA_VERSION) and store.db.meta("store_id")
     assert store.verify("kept", tone(400, seed=3)).same_speaker
     assert [e["action"] for e in store.audit_events()] == ["verify"]
+    store.db.connection().execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION + 1),))
     store.close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION + 1),))
-    con.commit()
-    con.close()
     r = _cli("speakers", "--store", str(path))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "newer" in r.stderr

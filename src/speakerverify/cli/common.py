@@ -28,8 +28,9 @@ MaxAudioOpt = Annotated[float, typer.Option("--max-audio-s", min=1, help="Longes
 MAX_AUDIO_S = 600.0
 # Help texts say "(default: ...)", not "[default: ...]": rich reads square brackets as markup and
 # drops them, words and all.
-StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", help="Speaker store file (default: $SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db).")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Speaker store: a SQLite file, or a postgresql://USER@HOST/DB URL (default: "
+                    "$SPEAKERVERIFY_STORE or ~/.local/share/speakerverify/speakers.db).")]
 KeyFileOpt = Annotated[Path | None, typer.Option(
     "--key-file", help="The store's encryption key file (default: $SPEAKERVERIFY_STORE_KEY_FILE, or the key "
                        "itself in $SPEAKERVERIFY_STORE_KEY; none: not encrypted).")]

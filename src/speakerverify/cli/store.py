@@ -38,7 +38,7 @@ KeepAudioOpt = Annotated[bool | None, typer.Option(
 AdminOpt = Annotated[bool, typer.Option("--admin", help="May enroll and remove speakers.")]
 
 
-def _store(store: Path | None, model: str | None = None, keep_audio: bool | None = None,
+def _store(store: str | None, model: str | None = None, keep_audio: bool | None = None,
            max_audio_s: float | None = None, key_file: Path | None = None):
     from speakerverify.store import SpeakerStore
     from speakerverify.store.audit import os_user

@@ -180,6 +180,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     _limit_native_threads(threads)
     store = SpeakerStore(config.store, verifier=verifier, keep_audio=config.keep_audio, max_audio_s=max_audio_s)
     store.check_model(verifier)  # refuse to start on a store of another model
+    store.follow_changes(verifier.model_ident)  # replicas over one PostgreSQL refresh early (NOTIFY)
     limiter = anyio.CapacityLimiter(config.workers)
 
     async def run_model(fn: Callable[..., T], *args: Any) -> T:

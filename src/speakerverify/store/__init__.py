@@ -1,6 +1,7 @@
-"""The speaker store: enrolled speakers in an embedded SQLite database (see :mod:`.speaker_store`).
+"""The speaker store: enrolled speakers in a SQLite file or a PostgreSQL database (see :mod:`.speaker_store`).
 
-* :mod:`.db` -- schema, connections, :meth:`~.db.Database.transaction` (also used by :mod:`.keys`);
+* :mod:`.db` -- the engine interface and the SQLite engine: schema, connections, transactions;
+* :mod:`.postgres` -- the PostgreSQL engine (psycopg 3), with LISTEN/NOTIFY for replicas;
 * :mod:`.codecs` -- embeddings and enrollment audio as stored;
 * :mod:`.enrollment` -- the enrollment policy (names, duplicates, outliers, averaging), without a database;
 * :mod:`.gallery` and :mod:`.index` -- the search gallery and its nearest-speaker indexes;

@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,13 +50,13 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def record(con: sqlite3.Connection, actor: str, action: str, speaker: str | None, outcome: str) -> None:
+def record(con: Any, actor: str, action: str, speaker: str | None, outcome: str) -> None:
     """Add one record inside the caller's transaction."""
     con.execute("INSERT INTO audit (at, actor, action, speaker, outcome) VALUES (?, ?, ?, ?, ?)",
                 (now_iso(), actor, action, speaker, outcome))
 
 
-def events(con: sqlite3.Connection, since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def events(con: Any, since: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Records at or after ``since`` (an ISO time from :func:`parse_since`), oldest first; the
     last ``limit`` of them when given."""
     rows = con.execute("SELECT at, actor, action, speaker, outcome FROM audit WHERE at >= ? ORDER BY id",

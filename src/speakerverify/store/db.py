@@ -1,7 +1,13 @@
-"""The store's database: schema, migrations, per-thread connections and transactions (SQLite).
+"""The store's database: the engine interface, and the SQLite engine (schema, migrations,
+per-thread connections and transactions).
 
-Every SQL statement that shapes the file (schema, pragmas, migrations, erasure) lives here, so a
-second engine has one module to mirror.
+Two engines share one interface (:class:`Database`): :class:`SqliteDatabase` here (a file, the
+zero-set-up default) and :class:`~speakerverify.store.postgres.PostgresDatabase` (a server, for
+several service replicas). :func:`open_database` picks one from the location: a
+``postgresql://`` URL is PostgreSQL, anything else a SQLite file. Every SQL statement that shapes
+the database (schema, pragmas, migrations, erasure, the meta upsert) lives in its engine's module;
+the store's queries (:mod:`.speaker_store`, :mod:`.keys`, :mod:`.audit`) are written once, with
+``?`` placeholders, which the PostgreSQL engine translates.
 
 Safety: the database runs in WAL mode with ``synchronous=FULL``; every change is one
 :meth:`Database.transaction`, so a crash or ``kill -9`` at any moment loses no earlier change and
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -32,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from speakerverify.errors import DataError, StoreBusy
+from speakerverify.errors import DataError, SpeakerVerifyError, StoreBusy
 
 #: 1: speakers, clips, api_keys, meta. 2: + audit, and the ``store_id`` meta value.
 SCHEMA_VERSION = 2
@@ -86,12 +93,33 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 """
 
 
-def default_store_path() -> Path:
-    """``$SPEAKERVERIFY_STORE``, else ``~/.local/share/speakerverify/speakers.db``."""
+_URL = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+
+
+def is_postgres_url(location: object) -> bool:
+    """A ``postgresql://`` (or ``postgres://``) URL: the store is on a PostgreSQL server."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def default_store_path() -> Path | str:
+    """``$SPEAKERVERIFY_STORE`` (a path, or a ``postgresql://`` URL), else
+    ``~/.local/share/speakerverify/speakers.db``."""
     env = os.environ.get("SPEAKERVERIFY_STORE")
     if env:
-        return Path(env).expanduser()
+        return env if is_postgres_url(env) else Path(env).expanduser()
     return Path.home() / ".local" / "share" / "speakerverify" / "speakers.db"
+
+
+def open_database(location: str | os.PathLike | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Database:
+    """The store's database at ``location`` (default :func:`default_store_path`): PostgreSQL for
+    a ``postgresql://`` URL, else a SQLite file."""
+    if location is None:
+        location = default_store_path()
+    if is_postgres_url(location):
+        from speakerverify.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(str(location), busy_timeout_s)
+    return SqliteDatabase(location, busy_timeout_s)
 
 
 def make_private_folder(folder: Path) -> None:
@@ -122,10 +150,77 @@ def _create_private_file(path: Path) -> None:
 
 
 class Database:
+    """What the store needs of an engine. ``path``: how messages name the store (a file, or a
+    URL without its password); connections are per thread; ``transaction()`` is one write
+    transaction that serialises writers and bumps the ``generation``; ``snapshot()`` one
+    consistent read; ``meta()`` / ``put_meta()`` the store's key-value settings."""
+
+    path: Path | str
+    engine: str
+    busy_timeout_s: float
+    #: The engine's unique-constraint error (a key name taken).
+    IntegrityError: type[Exception] = Exception
+
+    def connection(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self, bump: bool = True, erase: bool = False) -> Any:
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        raise NotImplementedError
+
+    def erase_deleted(self) -> None:
+        """Make deleted rows unrecoverable as far as the engine allows (see docs/security.md)."""
+        raise NotImplementedError
+
+    def quick_check(self) -> list[str]:
+        raise NotImplementedError
+
+    def put_meta(self, con: Any, key: str, value: str, replace: bool = True) -> None:
+        """Set meta ``key`` inside the caller's transaction (``replace=False``: only if unset)."""
+        raise NotImplementedError
+
+    def translate(self, exc: BaseException) -> SpeakerVerifyError | None:
+        """The one-line error for an engine error (busy, damaged, unreachable), or None."""
+        raise NotImplementedError
+
+    def listen(self, on_change: Callable[[str], None], stop: threading.Event | None = None) -> Any:
+        """Call ``on_change(generation)`` when another process changes the store, where the
+        engine can announce it (PostgreSQL's LISTEN/NOTIFY); None where it cannot (SQLite: each
+        search's generation check is the refresh)."""
+        return None
+
+    def meta(self, key: str) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def check_version(self, found: int) -> bool:
+        """Refuse a newer schema with one line; True when the store needs migrating."""
+        if found > SCHEMA_VERSION:
+            raise DataError(f"{self.path}: store schema {found} is newer than this speakerverify "
+                            f"understands ({SCHEMA_VERSION}); upgrade speakerverify")
+        return found < SCHEMA_VERSION or self.meta("store_id") is None
+
+    @staticmethod
+    def next_id(con: Any, table: str) -> int:
+        """The id the next row of ``table`` gets; inside a write transaction (writers are
+        serialised), so encrypted blobs can be bound to their row before it is inserted."""
+        assert table in ("speakers", "clips")
+        return int(con.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0])
+
+
+class SqliteDatabase(Database):
     """One SQLite file; a connection per thread, created (with the schema) on first use."""
 
+    engine = "sqlite"
+    IntegrityError = sqlite3.IntegrityError
+
     def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
+        self.path = Path(path).expanduser() if path is not None else Path(default_store_path())
         self.busy_timeout_s = float(busy_timeout_s)
         self._local = threading.local()
         self._open()
@@ -148,11 +243,7 @@ class Database:
             version = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path}: not a speaker store ({exc})") from None
-        found = int(version[0]) if version is not None else SCHEMA_VERSION
-        if found > SCHEMA_VERSION:
-            raise DataError(f"{self.path}: store schema {found} is newer than this speakerverify "
-                            f"understands ({SCHEMA_VERSION}); upgrade speakerverify")
-        if found < SCHEMA_VERSION or self.meta("store_id") is None:
+        if self.check_version(int(version[0]) if version is not None else SCHEMA_VERSION):
             self._migrate(con)
 
     def _migrate(self, con: sqlite3.Connection) -> None:
@@ -229,7 +320,20 @@ class Database:
             con.execute("ROLLBACK")
             raise
         if erase:
-            self.truncate_wal()
+            self.erase_deleted()
+
+    def erase_deleted(self) -> None:
+        self.truncate_wal()
+
+    def put_meta(self, con: Any, key: str, value: str, replace: bool = True) -> None:
+        con.execute(f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO meta VALUES (?, ?)", (key, value))
+
+    def translate(self, exc: BaseException) -> SpeakerVerifyError | None:
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            return StoreBusy(f"{self.path}: store is busy; try again", retry_after=1)
+        if isinstance(exc, sqlite3.DatabaseError):
+            return self.damaged(exc)
+        return None
 
     def truncate_wal(self) -> None:
         """Copy the WAL into the database file and truncate it to zero bytes (a reader still in
@@ -247,10 +351,6 @@ class Database:
         finally:
             con.execute("COMMIT")
 
-    def meta(self, key: str) -> str | None:
-        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
     def quick_check(self) -> list[str]:
         """SQLite's page-level check of the whole file (``integrity_check``): problems, or []."""
         try:
@@ -259,28 +359,22 @@ class Database:
             return [f"SQLite cannot read the file ({exc})"]
         return [str(r[0]) for r in rows if r[0] != "ok"]
 
-    @staticmethod
-    def next_id(con: sqlite3.Connection, table: str) -> int:
-        """The id the next row of ``table`` gets; inside a write transaction (writers are
-        serialised), so encrypted blobs can be bound to their row before it is inserted."""
-        assert table in ("speakers", "clips")
-        return int(con.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0])
-
 
 def guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    """For methods of objects with a ``db`` (or functions taking one first): an SQLite error
-    from a damaged file becomes one line naming the file (:meth:`Database.damaged`), a lock not
-    had in time :class:`~speakerverify.errors.StoreBusy`."""
+    """For methods of objects with a ``db`` (or functions taking one first): an engine error
+    becomes one line naming the store (:meth:`Database.translate`: damaged, unreachable), a lock
+    not had in time :class:`~speakerverify.errors.StoreBusy`."""
 
     @functools.wraps(fn)
     def wrapper(owner: Any, *args: Any, **kwargs: Any) -> T:
         try:
             return fn(owner, *args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreBusy(f"{owner.db.path}: store is busy; try again", retry_after=1) from None
-            raise owner.db.damaged(exc) from None
-        except sqlite3.DatabaseError as exc:
-            raise owner.db.damaged(exc) from None
+        except SpeakerVerifyError:
+            raise
+        except Exception as exc:
+            mapped = owner.db.translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
 
     return wrapper

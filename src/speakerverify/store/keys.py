@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -44,7 +43,7 @@ def create_key(store: SpeakerStore, name: str, admin: bool = False, actor: str |
             con.execute("INSERT INTO api_keys (name, key_hash, admin, created) VALUES (?, ?, ?, ?)",
                         (name, hash_key(key), int(admin), time.time()))
             audit.record(con, actor or store.actor, "key-add", None, f"ok: {'admin ' if admin else ''}key {name!r}")
-    except sqlite3.IntegrityError:
+    except store.db.IntegrityError:
         raise SpeakerVerifyError(f"a key named {name!r} already exists in {store.path}") from None
     return key
 

@@ -1,6 +1,6 @@
-"""The speaker store: enrolled speakers in an embedded SQLite database.
+"""The speaker store: enrolled speakers in a SQLite file or a PostgreSQL database (:mod:`.db`).
 
-One file holds, per speaker, its enrollment clips (embedding, source name, duration, time added,
+One store holds, per speaker, its enrollment clips (embedding, source name, duration, time added,
 and optionally the 16 kHz audio as FLAC so the store can be re-embedded with a new model), the
 speaker's model embedding (the normalised mean of its clips' embeddings) and the model ident
 (``name@version``) that made every embedding. API keys for the service live in the same file
@@ -53,7 +53,7 @@ from speakerverify.scoring import l2_normalize
 from speakerverify.store import audit as audit_log
 from speakerverify.store.codecs import decode_flac, encode_flac, from_blob, to_blob
 from speakerverify.store.crypto import Cipher, resolve_key, store_cipher
-from speakerverify.store.db import Database, guarded
+from speakerverify.store.db import Database, guarded, open_database
 from speakerverify.store.enrollment import (
     audio_digest,
     check_name,
@@ -83,7 +83,8 @@ class Clip:
 
 
 class SpeakerStore:
-    """Enroll, verify against and identify speakers kept in a SQLite file.
+    """Enroll, verify against and identify speakers kept in a SQLite file or, for a
+    ``postgresql://`` URL, a PostgreSQL database (:func:`~.db.open_database`).
 
     ``verifier`` is the :class:`~speakerverify.verifier.Verifier` used for embedding and scoring;
     when omitted, the default model is loaded on first use. ``keep_audio`` keeps each enrollment
@@ -101,8 +102,8 @@ class SpeakerStore:
                  busy_timeout_s: float | None = None) -> None:
         """``max_audio_s``: the longest recording accepted (default: the verifier's limit, 10 minutes
         unless set)."""
-        self.db = Database(path) if busy_timeout_s is None else Database(path, busy_timeout_s)
-        self.path: Path = self.db.path
+        self.db = open_database(path) if busy_timeout_s is None else open_database(path, busy_timeout_s)
+        self.path: Path | str = self.db.path
         self._verifier = verifier
         self._model_spec = model
         self._keep_audio = keep_audio
@@ -118,11 +119,25 @@ class SpeakerStore:
         cipher = store_cipher(key, self.db.meta("key_check"), self.db.meta("store_id") or "", str(self.path), empty)
         if key is not None and self.db.meta("key_check") is None:  # a new (empty) store: encrypted from now on
             with self.db.transaction(bump=False) as c:
-                c.execute("INSERT OR REPLACE INTO meta VALUES ('key_check', ?)", (cipher.check_value(),))
+                self.db.put_meta(c, "key_check", cipher.check_value())
         return cipher
 
     def close(self) -> None:
         self.db.close()
+
+    def follow_changes(self, model: str) -> None:
+        """Keep the gallery of ``model`` fresh in the background: on PostgreSQL, rebuild it as
+        soon as any process commits a change (LISTEN/NOTIFY), so the next identify does not pay
+        for it. Correctness does not depend on it: every identify checks the generation first
+        (one SELECT) and reloads what changed."""
+
+        def refresh(_generation: str) -> None:
+            try:
+                self.galleries.now(model)
+            except Exception:  # noqa: BLE001 - the next identify reloads (and reports) it anyway
+                pass
+
+        self.db.listen(refresh)
 
     def __enter__(self) -> SpeakerStore:
         return self
@@ -164,7 +179,7 @@ class SpeakerStore:
         """Turn the store's ``keep_audio`` setting on or off; off erases every kept clip's audio
         (``store reembed`` then needs the speakers to re-enroll). Returns the clips erased."""
         with self.db.transaction(erase=not keep) as con:
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('keep_audio', ?)", ("1" if keep else "0",))
+            self.db.put_meta(con, "keep_audio", "1" if keep else "0")
             erased = 0 if keep else con.execute("UPDATE clips SET audio = NULL WHERE audio IS NOT NULL").rowcount
             audit_log.record(con, actor or self.actor, "settings", None,
                              f"keep_audio {'on' if keep else 'off'}" + (f"; audio of {erased} clips erased"
@@ -284,7 +299,7 @@ class SpeakerStore:
             store_model = con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
             if store_model is not None and store_model[0] != v.model_ident:
                 raise ModelError(f"{self.path}: store now holds model {store_model[0]}, not {v.model_ident}")
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (v.model_ident,))
+            self.db.put_meta(con, "model", v.model_ident, replace=False)
             existing = self._clip_rows(con, name)
             stale = any(r["model"] != v.model_ident for r in existing)
             if replace or stale:
@@ -330,7 +345,7 @@ class SpeakerStore:
                 f", {len(rejected)} skipped" if rejected else "") + ("; replaced" if result.replaced else "")
             audit_log.record(con, actor or self.actor, "enroll", name, outcome)
         if result.replaced and not replace:  # a stale speaker's old clips were deleted: erase them
-            self.db.truncate_wal()
+            self.db.erase_deleted()
         return result
 
     def _clip_rows(self, con: Any, name: str) -> list[dict[str, Any]]:
@@ -492,7 +507,7 @@ class SpeakerStore:
                             (target, mean.size, seal(to_blob(mean), "speakers", "embedding", sid), now, sid))
                 con.executemany("UPDATE clips SET model = ?, dim = ?, embedding = ? WHERE id = ?",
                                 [(target, e.size, seal(to_blob(e), "clips", "embedding", cid), cid) for cid, e in new])
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (target,))
+            self.db.put_meta(con, "model", target)
             audit_log.record(con, actor or self.actor, "reembed", None,
                              f"ok: model {target}, {len(result.reembedded)} re-embedded, "
                              f"{len(result.must_reenroll)} must re-enroll")
@@ -514,7 +529,7 @@ class SpeakerStore:
                                 (new.seal(plain, table, column, rid), rid))
                     n += 1
             if new.encrypted:
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('key_check', ?)", (new.check_value(),))
+                self.db.put_meta(con, "key_check", new.check_value())
             else:
                 con.execute("DELETE FROM meta WHERE key = 'key_check'")
             was = "encrypted" if self.encrypted else "plaintext"
