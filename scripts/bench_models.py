@@ -389,7 +389,8 @@ def render(rows: list[dict], onnx: dict | None, a: argparse.Namespace) -> str:
              f"the dev lists pooled ({', '.join(DEV_LISTS)}), which ours are fitted on too), min Cllr after ideal "
              "(PAV) calibration. Dev lists' Cllr is optimistic (fitted on them). Every system runs in its own "
              f"process with {THREADS} threads and the same OpenMP settings ({BENCH_ENV}, no wait-policy "
-             "override).", ""]
+             f"override). Load average at the end of the run: {os.getloadavg()[0]:.1f} on {cpu} cores (above "
+             f"{cpu} the CPU was shared with other work and RTF figures are noisy).", ""]
     lines += targets(rows)
     for lst in [*LISTS, SEED]:
         lines += [f"## {lst}", ""]
