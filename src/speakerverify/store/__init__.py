@@ -2,6 +2,7 @@
 
 * :mod:`.db` -- the engine interface and the SQLite engine: schema, connections, transactions;
 * :mod:`.postgres` -- the PostgreSQL engine (psycopg 3), with LISTEN/NOTIFY for replicas;
+* :mod:`.engines` -- which engine a location means (`open_database`);
 * :mod:`.codecs` -- embeddings and enrollment audio as stored;
 * :mod:`.enrollment` -- the enrollment policy (names, duplicates, outliers, averaging), without a database;
 * :mod:`.gallery` and :mod:`.index` -- the search gallery and its nearest-speaker indexes;

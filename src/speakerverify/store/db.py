@@ -3,7 +3,7 @@ per-thread connections and transactions).
 
 Two engines share one interface (:class:`Database`): :class:`SqliteDatabase` here (a file, the
 zero-set-up default) and :class:`~speakerverify.store.postgres.PostgresDatabase` (a server, for
-several service replicas). :func:`open_database` picks one from the location: a
+several service replicas). :func:`~speakerverify.store.engines.open_database` picks one from the location: a
 ``postgresql://`` URL is PostgreSQL, anything else a SQLite file. Every SQL statement that shapes
 the database (schema, pragmas, migrations, erasure, the meta upsert) lives in its engine's module;
 the store's queries (:mod:`.speaker_store`, :mod:`.keys`, :mod:`.audit`) are written once, with
@@ -108,18 +108,6 @@ def default_store_path() -> Path | str:
     if env:
         return env if is_postgres_url(env) else Path(env).expanduser()
     return Path.home() / ".local" / "share" / "speakerverify" / "speakers.db"
-
-
-def open_database(location: str | os.PathLike | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Database:
-    """The store's database at ``location`` (default :func:`default_store_path`): PostgreSQL for
-    a ``postgresql://`` URL, else a SQLite file."""
-    if location is None:
-        location = default_store_path()
-    if is_postgres_url(location):
-        from speakerverify.store.postgres import PostgresDatabase
-
-        return PostgresDatabase(str(location), busy_timeout_s)
-    return SqliteDatabase(location, busy_timeout_s)
 
 
 def make_private_folder(folder: Path) -> None:

@@ -53,7 +53,8 @@ from speakerverify.scoring import l2_normalize
 from speakerverify.store import audit as audit_log
 from speakerverify.store.codecs import decode_flac, encode_flac, from_blob, to_blob
 from speakerverify.store.crypto import Cipher, resolve_key, store_cipher
-from speakerverify.store.db import Database, guarded, open_database
+from speakerverify.store.db import Database, guarded
+from speakerverify.store.engines import open_database
 from speakerverify.store.enrollment import (
     audio_digest,
     check_name,
@@ -84,7 +85,7 @@ class Clip:
 
 class SpeakerStore:
     """Enroll, verify against and identify speakers kept in a SQLite file or, for a
-    ``postgresql://`` URL, a PostgreSQL database (:func:`~.db.open_database`).
+    ``postgresql://`` URL, a PostgreSQL database (:func:`~.engines.open_database`).
 
     ``verifier`` is the :class:`~speakerverify.verifier.Verifier` used for embedding and scoring;
     when omitted, the default model is loaded on first use. ``keep_audio`` keeps each enrollment
