@@ -4,29 +4,17 @@ machine without CUDA, `cuda` is one error line and `auto` is the CPU. Where CUDA
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from speakerverify import cli
+from cli_helpers import one_line_error
 from speakerverify.embedding.device import pick_device
 from speakerverify.errors import LaunchError
 from speakerverify.verifier import Verifier
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
-
-
-def _one_line_error(args: list[str], monkeypatch, capsys) -> str:
-    monkeypatch.setattr(sys, "argv", ["speakerverify", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 @no_cuda
@@ -56,12 +44,12 @@ def test_every_command_refuses_cuda_in_one_line(test_speaker_clips, shared_data,
                 ["embed", a, "--out", str(tmp_path / "x.npz"), "--device", "cuda"],
                 ["eval", str(trials), "--root", "/", "--device", "cuda"]]
     for args in commands:
-        err = _one_line_error(args, monkeypatch, capsys)
+        err = one_line_error(args, monkeypatch, capsys)
         assert "device cuda: no CUDA device is available" in err, (args, err)
     assert not (tmp_path / "x.npz").exists()
-    err = _one_line_error(["verify", a, b, "--device", "tpu"], monkeypatch, capsys)
+    err = one_line_error(["verify", a, b, "--device", "tpu"], monkeypatch, capsys)
     assert "device must be auto, cpu or cuda, got 'tpu'" in err
-    err = _one_line_error(["verify", a, b, "--engine", "onnx", "--device", "cuda"], monkeypatch, capsys)
+    err = one_line_error(["verify", a, b, "--engine", "onnx", "--device", "cuda"], monkeypatch, capsys)
     assert "onnx engine runs on the CPU only" in err
 
 
@@ -72,7 +60,7 @@ def test_training_picks_its_device_the_same_way(tmp_path, monkeypatch, capsys):
         "task": "pairs", "epochs": 1, "model": {"arch": "siamese-gru-seed", "params": {"hidden": 8}},
         "frontend": {"type": "seed-stft"}, "data": {"train": str(tmp_path / "unused.pkl")},
         "select": {"metric": "val_eer", "mode": "min"}}))
-    err = _one_line_error(["train", str(recipe), "--out", str(tmp_path / "run"), "--set", "device=cuda"],
+    err = one_line_error(["train", str(recipe), "--out", str(tmp_path / "run"), "--set", "device=cuda"],
                           monkeypatch, capsys)
     assert "device cuda: no CUDA device is available" in err
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from speakerverify import cli
+from cli_helpers import one_line_error
 from speakerverify.cli import app
 from speakerverify.ranks import DistInfo, threads_per_process
 
@@ -26,16 +26,6 @@ def _ok(args: list[str]) -> dict:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output, result.exception)
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _one_line_error(args: list[str], monkeypatch, capsys) -> str:
-    monkeypatch.setattr(sys, "argv", ["speakerverify", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -127,22 +117,22 @@ def test_merge_and_resume_refuse_what_does_not_belong(clips, tmp_path, monkeypat
     file_list.write_text("\n".join(clips[:4]) + "\n")
     shards = tmp_path / "shards"
     _ok(["embed", "--list", str(file_list), "--out", str(shards), "--shard-size", "2", "--json"])
-    err = _one_line_error(["embed", "--list", str(file_list), "--out", str(shards), "--shard-size", "3"],
+    err = one_line_error(["embed", "--list", str(file_list), "--out", str(shards), "--shard-size", "3"],
                           monkeypatch, capsys)
     assert "shard-000000.json" in err and "shard_size" in err
     manifest = shards / "shard-000001.json"
     meta = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**meta, "model": "other@1"}))
-    err = _one_line_error(["embed", "--merge", str(shards), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
+    err = one_line_error(["embed", "--merge", str(shards), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
     assert str(manifest) in err and "model" in err and "other@1" in err
     manifest.unlink()
-    err = _one_line_error(["embed", "--merge", str(shards), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
+    err = one_line_error(["embed", "--merge", str(shards), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
     assert str(shards) in err and "1 of 2 shards are missing (1)" in err
     assert not (tmp_path / "m.npz").exists()
-    err = _one_line_error(["embed", "--merge", str(tmp_path), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
+    err = one_line_error(["embed", "--merge", str(tmp_path), "--out", str(tmp_path / "m.npz")], monkeypatch, capsys)
     assert "no shard manifests" in err
     file_list.write_text(f"a {clips[0]}\na {clips[1]}\n")
-    err = _one_line_error(["embed", "--list", str(file_list), "--out", str(tmp_path / "s2")], monkeypatch, capsys)
+    err = one_line_error(["embed", "--list", str(file_list), "--out", str(tmp_path / "s2")], monkeypatch, capsys)
     assert str(file_list) in err and "'a' appears twice" in err
 
 
@@ -163,10 +153,10 @@ def test_embed_files_in_kaldi_format(clips, reference, tmp_path):
 
 
 def test_embed_takes_exactly_one_mode(clips, tmp_path, monkeypatch, capsys):
-    err = _one_line_error(["embed", clips[0], "--merge", str(tmp_path), "--out", str(tmp_path / "x.npz")],
+    err = one_line_error(["embed", clips[0], "--merge", str(tmp_path), "--out", str(tmp_path / "x.npz")],
                           monkeypatch, capsys)
     assert "FILES and --merge" in err
-    err = _one_line_error(["embed", clips[0], "--out", str(tmp_path / "x"), "--format", "hdf5"], monkeypatch, capsys)
+    err = one_line_error(["embed", clips[0], "--out", str(tmp_path / "x"), "--format", "hdf5"], monkeypatch, capsys)
     assert "--format" in err and "hdf5" in err
 
 

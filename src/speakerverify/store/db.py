@@ -153,7 +153,11 @@ class Database:
         raise NotImplementedError
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Close this thread's connection (engines keep one per thread in ``self._local``)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
     def transaction(self, bump: bool = True, erase: bool = False) -> Any:
         raise NotImplementedError
@@ -279,12 +283,6 @@ class SqliteDatabase(Database):
             raise DataError(f"{self.path}: cannot open speaker store ({exc})") from None
         self._local.con = con
         return con
-
-    def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
 
     @contextmanager
     def transaction(self, bump: bool = True, erase: bool = False) -> Iterator[sqlite3.Connection]:

@@ -161,12 +161,6 @@ class PostgresDatabase(Database):
         self._local.con = con
         return con
 
-    def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
-
     # -- schema ------------------------------------------------------------------------------
 
     def _open(self) -> None:
