@@ -1,9 +1,10 @@
 """CLI commands for the speaker store, API keys and the service.
 
 ``enroll``, ``speakers``, ``remove``, ``verify-speaker``, ``identify``, ``store reembed``,
-``store check``, ``store settings``, ``store rekey``, ``store new-key`` and ``keys create/list/revoke``;
-registered by :func:`register` (``serve`` is in :mod:`.serve`). Every command that opens a store takes
-``--key-file`` (an encrypted store) and is recorded in the store's audit log as ``cli:<OS user>``.
+``store check``, ``store settings``, ``store rekey``, ``store new-key``, ``store migrate`` and
+``keys create/list/revoke``; registered by :func:`register` (``serve`` is in :mod:`.serve`). Every
+command that opens a store takes ``--key-file`` (an encrypted store; ``migrate`` copies ciphertext
+and needs none) and is recorded in the store's audit log as ``cli:<OS user>``.
 """
 
 from __future__ import annotations
@@ -213,6 +214,29 @@ def store_rekey(new_key_file: Annotated[Path | None, typer.Option(
     n = s.rekey(None if decrypt else read_key_file(new_key_file))
     state = "stored in the clear" if decrypt else f"encrypted under {new_key_file}"
     out.print(f"{s.path}: {n} blobs now {state}", highlight=False)
+
+
+@store_app.command("migrate")
+def store_migrate(source: Annotated[str, typer.Argument(
+                      metavar="SRC", help="The store to copy: a path or postgresql:// URL.")],
+                  destination: Annotated[str, typer.Argument(
+                      metavar="DST", help="An empty store to copy it into (created when missing).")],
+                  json_: JsonOpt = False) -> None:
+    """Copy every speaker, clip, API key, audit record and setting of SRC into the empty store DST
+    (SQLite to PostgreSQL or back) in one transaction, keeping ids, then compare the two. Encrypted
+    stores are copied as ciphertext: DST opens with the same key file. SRC is left as it is."""
+    from speakerverify.store.audit import os_user
+    from speakerverify.store.migrate import migrate
+
+    result = migrate(source, destination, actor=f"cli:{os_user()}",
+                     progress=None if json_ else (lambda t, n: err.print(f"copied {n} {t}", highlight=False)))
+    if json_:
+        emit_json(result.to_dict())
+        return
+    labels = {"api_keys": "API keys", "audit": "audit records"}
+    out.print(f"migrated {result.source} into {result.destination}: "
+              + ", ".join(f"{n} {labels.get(t, t)}" for t, n in result.rows.items())
+              + "; every row compared equal", highlight=False, soft_wrap=True)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST service.")

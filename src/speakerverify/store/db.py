@@ -176,6 +176,10 @@ class Database:
         """Set meta ``key`` inside the caller's transaction (``replace=False``: only if unset)."""
         raise NotImplementedError
 
+    def reset_ids(self, con: Any, tables: tuple[str, ...]) -> None:
+        """After rows were inserted with explicit ids (a migration), make the next generated id
+        of each table follow the largest one. SQLite's ``INTEGER PRIMARY KEY`` already does."""
+
     def translate(self, exc: BaseException) -> SpeakerVerifyError | None:
         """The one-line error for an engine error (busy, damaged, unreachable), or None."""
         raise NotImplementedError

@@ -245,6 +245,13 @@ class PostgresDatabase(Database):
         action = "DO UPDATE SET value = EXCLUDED.value" if replace else "DO NOTHING"
         con.execute(f"INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) {action}", (key, value))
 
+    def reset_ids(self, con: Any, tables: tuple[str, ...]) -> None:
+        """Identity columns do not look at explicitly inserted ids: move each sequence past them."""
+        for table in tables:
+            assert table in TABLES
+            con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+
     def quick_check(self) -> list[str]:
         """The server keeps its own pages; this checks the store's tables are all there."""
         try:
