@@ -14,4 +14,5 @@ if [ -f scripts/loadtest.py ]; then $PY scripts/loadtest.py --data "$SHARED/data
 if [ -f scripts/soak.py ]; then $PY scripts/soak.py --data "$SHARED/data"; fi
 $PY scripts/bench_audio.py --cli --shared "$SHARED"
 $PY scripts/bench_extract.py --shared "$SHARED" --device auto
+$PY scripts/bench_store.py --shared "$SHARED"
 echo "benchmarks written under docs/"

@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from speakerverify.data import from_manifest  # noqa: E402
+from speakerverify.errors import SpeakerVerifyError  # noqa: E402
+from speakerverify.service.local_server import LocalServer, start_local_server  # noqa: E402
 from speakerverify.store import SpeakerStore  # noqa: E402
 from speakerverify.store.keys import create_key  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pick_clips(data: Path, n_speakers: int) -> dict[str, list[Path]]:
@@ -46,29 +40,14 @@ def pick_clips(data: Path, n_speakers: int) -> dict[str, list[Path]]:
     return dict(list(chosen.items())[:n_speakers])
 
 
-def start_server(db: Path, port: int, args: argparse.Namespace, log: Path,
-                 extra: tuple[str, ...] = ("--rate-limit", "0", "--no-access-log")) -> subprocess.Popen:
+def start_server(db: Path, args: argparse.Namespace, log: Path,
+                 extra: tuple[str, ...] = ("--rate-limit", "0", "--no-access-log")) -> LocalServer:
     """``speakerverify serve`` on 127.0.0.1; by default without the per-key rate limit (this measures
     the service, not its limiter) and without the access log (one line per request)."""
-    cmd = [sys.executable, "-c", "from speakerverify.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--store", str(db), "--workers", str(args.workers), *extra]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    if args.model:
-        cmd += ["--model", args.model]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start in 120 s")
+    try:
+        return start_local_server(db, log, workers=args.workers, threads=args.threads, model=args.model, extra=extra)
+    except SpeakerVerifyError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def run_level(client: httpx.AsyncClient, make_request, concurrency: int, max_requests: int,
@@ -149,21 +128,13 @@ def main() -> None:
         db = Path(tmp) / "load.db"
         with SpeakerStore(db) as store:
             key = create_key(store, "loadtest", admin=True)
-        port = free_port()
-        proc = start_server(db, port, args, Path(tmp) / "server.log")
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        with start_server(db, args, Path(tmp) / "server.log") as server:
+            health = httpx.get(f"{server.url}/healthz").json()
             load_before = os.getloadavg()
             t0 = time.perf_counter()
-            rows = asyncio.run(drive(f"http://127.0.0.1:{port}", key, clips, args))
+            rows = asyncio.run(drive(server.url, key, clips, args))
             total = time.perf_counter() - t0
             load_after = os.getloadavg()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     lines = [

@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadtest import REPO, free_port, pick_clips, start_server  # noqa: E402
+from loadtest import REPO, pick_clips, start_server  # noqa: E402
 
 from speakerverify.store import SpeakerStore  # noqa: E402
 from speakerverify.store.keys import create_key  # noqa: E402
@@ -162,21 +161,13 @@ def main() -> None:
         db = Path(tmp) / "soak.db"
         with SpeakerStore(db) as store:
             key = create_key(store, "soak", admin=True)
-        port = free_port()
         log = Path(tmp) / "server.log"
-        proc = start_server(db, port, args, log, extra=extra)
-        try:
-            model = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["model"]
+        with start_server(db, args, log, extra=extra) as server:
+            model = httpx.get(f"{server.url}/healthz").json()["model"]
             load_before = os.getloadavg()
-            res = asyncio.run(soak(f"http://127.0.0.1:{port}", key, clips, args, proc.pid))
+            res = asyncio.run(soak(server.url, key, clips, args, server.pid))
             load_after = os.getloadavg()
             log_lines = sum(1 for line in log.read_text().splitlines() if line.startswith("{"))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     all_ms = np.concatenate([np.array(v) * 1000 for v in res["latencies"].values()])

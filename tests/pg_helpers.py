@@ -78,8 +78,10 @@ class Cluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_cluster() -> Cluster | str:
-    """A running cluster, or the reason there is none."""
+def start_cluster(durable: bool = False) -> Cluster | str:
+    """A running cluster, or the reason there is none. The tests' cluster skips fsync (it is
+    thrown away); ``durable=True`` keeps PostgreSQL's crash-safe defaults (benchmarks compare it
+    with SQLite at ``synchronous=FULL``)."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -100,8 +102,9 @@ def start_cluster() -> Cluster | str:
     if init.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         return f"initdb failed: {(init.stderr or init.stdout).strip().splitlines()[-1:]}"
-    options = (f"-c listen_addresses='' -k {folder} -c fsync=off -c synchronous_commit=off "
-               "-c full_page_writes=off -c max_connections=200")
+    options = f"-c listen_addresses='' -k {folder} -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     start = cluster.run([str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"),
                          "-o", options, "-w", "-t", "60", "start"], timeout=90)
     if start.returncode != 0:

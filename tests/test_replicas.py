@@ -8,9 +8,6 @@ embeds 3-second cuts of real test-split speech.
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +20,7 @@ import soundfile as sf
 from model_helpers import model_override, pick_speakers
 from speakerverify.embedding import resolve_model_dir
 from speakerverify.errors import ModelError
+from speakerverify.service.local_server import start_local_server
 from speakerverify.store import SpeakerStore
 from speakerverify.store.keys import create_key
 
@@ -30,40 +28,11 @@ REQUESTS = 60
 CLIENTS = 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cut(path: Path, seconds: float = 3.0) -> bytes:
     wave, rate = sf.read(path, dtype="float32")
     buf = io.BytesIO()
     sf.write(buf, wave[: int(seconds * rate)], rate, format="WAV")
     return buf.getvalue()
-
-
-def _start(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    cmd = [sys.executable, "-c", "from speakerverify.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--store", url, "--workers", "1", "--threads", "1", "--no-access-log",
-           "--rate-limit", "0"]
-    if model_override():
-        cmd += ["--model", model_override()]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}"
-
-
-def _wait_up(proc: subprocess.Popen, base: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"replica did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -74,19 +43,10 @@ def replicas(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
         pytest.skip(f"no shipped default model to serve ({exc})")
     with SpeakerStore(pg_url) as store:
         admin = create_key(store, "replica-admin", admin=True)
-    procs = [_start(pg_url, tmp_path / f"replica{i}.log") for i in range(2)]
-    try:
-        for i, (proc, base) in enumerate(procs):
-            _wait_up(proc, base, tmp_path / f"replica{i}.log")
-        yield procs[0][1], procs[1][1], admin
-    finally:
-        for proc, _ in procs:
-            proc.terminate()
-        for proc, _ in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    extra = ("--no-access-log", "--rate-limit", "0")
+    with (start_local_server(pg_url, tmp_path / "replica0.log", threads=1, model=model_override(), extra=extra) as a,
+          start_local_server(pg_url, tmp_path / "replica1.log", threads=1, model=model_override(), extra=extra) as b):
+        yield a.url, b.url, admin
 
 
 def test_two_replicas_over_one_database_agree(replicas: tuple[str, str, str],

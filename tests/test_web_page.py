@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import soundfile as sf
 from model_helpers import model_override, pick_speakers
 from speakerverify.embedding import resolve_model_dir
 from speakerverify.errors import ModelError
+from speakerverify.service.local_server import start_local_server
 from speakerverify.store import SpeakerStore
 from speakerverify.store.keys import create_key
 
@@ -33,12 +30,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -55,33 +46,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     with SpeakerStore(db) as store:
         admin = create_key(store, "web-admin", admin=True)
         user = create_key(store, "web-user")
-    port = free_port()
-    cmd = [sys.executable, "-c", "from speakerverify.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--store", str(db), "--workers", "1", "--threads", "1"]
-    if model_override():
-        cmd += ["--model", model_override()]
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield {"url": url, "admin": admin, "user": user, "tmp": tmp}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with start_local_server(db, tmp / "server.log", threads=1, model=model_override()) as server:
+        yield {"url": server.url, "admin": admin, "user": user, "tmp": tmp}
 
 
 @pytest.fixture(scope="module")
