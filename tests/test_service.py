@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -171,25 +170,38 @@ def test_ogg_opus_upload_is_read(stub_service: Service) -> None:
     assert r.status_code == 200, r.text
 
 
-class SlowStub(StubVerifier):
+class BlockingStub(StubVerifier):
+    """An embedding that holds its worker until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
     def embed_waves(self, waves, second=False, batch_size=1):
-        time.sleep(1.5)
+        self.started.set()
+        assert self.release.wait(60), "the test never released the embedding"
         return super().embed_waves(waves)
 
 
 def test_inference_does_not_block_other_requests(tmp_path: Path) -> None:
-    svc = Service(tmp_path, SlowStub(), workers=1)
+    # Ordering, not wall-clock: other requests must complete while an embedding is still
+    # held inside the inference worker (the embedding cannot finish until they have).
+    stub = BlockingStub()
+    svc = Service(tmp_path, stub, workers=1)
     c = svc.client
     results: list[int] = []
     t = threading.Thread(target=lambda: results.append(
         c.post("/v1/embed", headers=svc.user, files={"file": ("a.wav", wav_bytes(tone(300)))}).status_code))
     t.start()
-    time.sleep(0.3)  # the slow embedding is running now
-    t0 = time.perf_counter()
-    assert c.get("/healthz").status_code == 200
-    assert c.get("/v1/speakers", headers=svc.user).status_code == 200
-    assert time.perf_counter() - t0 < 0.8
-    t.join()
+    try:
+        assert stub.started.wait(30), "the embedding never started"
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/v1/speakers", headers=svc.user).status_code == 200
+        assert not results  # the embedding is still held
+    finally:
+        stub.release.set()
+        t.join(60)
     assert results == [200]
 
 

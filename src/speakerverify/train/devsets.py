@@ -163,18 +163,20 @@ def short_telephone_crops(waves: Sequence[np.ndarray], seconds: float, seed: int
 
 
 def speaker_cohort(utts: Sequence[Utterance], embed: Embed, per_speaker: int | None = None,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, load: Callable[[Utterance], np.ndarray] | None = None) -> np.ndarray:
     """One normalised mean embedding per speaker of ``utts`` (their first 4 s), in first-seen order;
-    ``per_speaker``: a seeded choice of at most that many recordings of each speaker."""
+    ``per_speaker``: a seeded choice of at most that many recordings of each speaker; ``load``:
+    an utterance's waveform (default: read its file)."""
     if per_speaker:
         groups: dict[str, list[Utterance]] = {}
         for u in utts:
             groups.setdefault(u.speaker, []).append(u)
         rng = np.random.default_rng(seed)
         utts = [g[i] for g in groups.values() for i in sorted(rng.permutation(len(g))[:int(per_speaker)])]
+    load = load or (lambda u: sf.read(u.path, dtype="float32")[0])
     by_spk: dict[str, list[np.ndarray]] = {}
     for u in utts:
-        by_spk.setdefault(u.speaker, []).append(sf.read(u.path, dtype="float32")[0][:int(SR * COHORT_CLIP_S)])
+        by_spk.setdefault(u.speaker, []).append(load(u)[:int(SR * COHORT_CLIP_S)])
     return np.stack([l2_normalize(embed(waves).mean(0)) for waves in by_spk.values()])
 
 

@@ -46,7 +46,14 @@ from speakerverify.features import build_frontend
 from speakerverify.scoring import cosine, l2_normalize
 from speakerverify.scoring.fit import DevCondition, fit_backend
 from speakerverify.train.augment import AugmentConfig, WaveAugmenter, spec_augment
-from speakerverify.train.devsets import dev_conditions, dev_specs, fitted_on, manifest_specs, train_utterances
+from speakerverify.train.devsets import (
+    dev_conditions,
+    dev_specs,
+    fitted_on,
+    manifest_specs,
+    speaker_cohort,
+    train_utterances,
+)
 from speakerverify.train.losses import build_head, distillation, margin_at
 from speakerverify.train.recipe import RecipeError
 from speakerverify.train.task import Task, register_task
@@ -347,19 +354,10 @@ class EmbeddingTask(Task):
                         cohort=cohort if fitted.keep_cohort else None)
 
     def _cohort(self, model: nn.Module) -> np.ndarray:
-        """One mean embedding per training speaker (unperturbed clips), the AS-norm cohort."""
-        by_spk: dict[str, list[int]] = {}
-        for i, u in enumerate(self.train.utts):
-            if "-sp" in u.key and "-sp1.00" not in u.key:
-                continue
-            by_spk.setdefault(u.speaker, []).append(i)
-        per_speaker = (self.recipe.get("export") or {}).get("cohort_files")
-        if per_speaker:  # a seeded choice of a few recordings per speaker (bounds export time)
-            rng = np.random.default_rng(self.seed)
-            by_spk = {s: sorted(rng.permutation(idx)[: int(per_speaker)].tolist()) for s, idx in by_spk.items()}
-        emb = self.embed(model, [self.train.waves[i][:16000 * 4] for idx in by_spk.values() for i in idx])
-        out, k = [], 0
-        for idx in by_spk.values():
-            out.append(l2_normalize(emb[k:k + len(idx)].mean(0)))
-            k += len(idx)
-        return np.stack(out)
+        """One mean embedding per training speaker (unperturbed clips), the AS-norm cohort;
+        ``export.cohort_files``: a seeded choice of a few recordings per speaker (bounds export time)."""
+        keep = [i for i, u in enumerate(self.train.utts) if "-sp" not in u.key or "-sp1.00" in u.key]
+        wave_of = {id(self.train.utts[i]): self.train.waves[i] for i in keep}
+        return speaker_cohort([self.train.utts[i] for i in keep], lambda w: self.embed(model, list(w)),
+                              (self.recipe.get("export") or {}).get("cohort_files"), seed=self.seed,
+                              load=lambda u: wave_of[id(u)])
