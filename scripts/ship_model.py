@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy a trained run's exported model into the package as a shipped model.
 
-    python scripts/ship_model.py runs/default-fastnet default [--onnx]
+    python scripts/ship_model.py runs/default-fastnet default [--half-weights] [--onnx]
 
 Copies ``RUN/model/*`` into ``src/speakerverify/pretrained/NAME/`` and records where it came from
 (recipe, git revision, data manifest hash, per-epoch metrics) in ``TRAINING.json``; the model's
@@ -18,7 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
+
+from speakerverify.embedding.model_dir import half_weights
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "speakerverify" / "pretrained"
 
@@ -28,6 +31,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("name")
     ap.add_argument("--onnx", action="store_true", help="also export model.onnx beside it")
+    ap.add_argument("--half-weights", action="store_true", help="store the learned weights as float16")
     a = ap.parse_args()
     src = a.run / "model"
     if not (src / "model.yaml").is_file():
@@ -41,6 +45,8 @@ def main() -> None:
     provenance = {"run": str(a.run), "recipe": (a.run / "recipe.yaml").read_text() if (a.run / "recipe.yaml").is_file()
                   else None, "meta": meta, "epochs": [json.loads(x) for x in lines]}
     (tmp / "TRAINING.json").write_text(json.dumps(provenance, indent=1))
+    if a.half_weights:
+        torch.save(half_weights(torch.load(tmp / "model.pt", map_location="cpu")), tmp / "model.pt")
     # The version names the weights, so stores can tell embeddings of two trainings apart.
     config = yaml.safe_load((tmp / "model.yaml").read_text())
     config["name"] = a.name
