@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from ddp_helpers import torchrun_train
@@ -62,3 +63,57 @@ def test_embedding_task_under_torchrun(tiny_recipe, tmp_path):
     backend = json.loads((out / "model" / "backend.json").read_text())
     assert {"calibration", "thresholds"} <= set(backend)
     assert Verifier(out).embed_waves([np.zeros(8000, np.float32) + 0.01]).shape == (1, 32)
+
+
+def test_bf16_mixed_precision_runs_the_network_only_in_bf16(tiny_recipe, tmp_path, monkeypatch):
+    """`amp: bf16` (what `auto` picks on a bf16 GPU, and runnable on a CPU): the network's layers run
+    in bfloat16 while the front end's features and the head's inputs stay float32; the run trains,
+    records its precision and exports float32 weights."""
+    from speakerverify.models.fastnet import FastNet
+    from speakerverify.train.embedding import EmbeddingTask
+
+    seen: dict[str, set] = {"net_out": set(), "feats": set(), "head_in": set()}
+    net_forward, task_head = FastNet.forward, EmbeddingTask.__init__
+
+    def spy_forward(self, feats, frames):
+        seen["feats"].add(feats.dtype)
+        out = net_forward(self, feats, frames)
+        seen["net_out"].add(out.dtype)
+        return out
+
+    def spy_init(self, *args, **kwargs):
+        task_head(self, *args, **kwargs)
+        head_forward = self.head.forward
+        self.head.forward = lambda emb, labels: (seen["head_in"].add(emb.dtype), head_forward(emb, labels))[1]
+
+    monkeypatch.setattr(FastNet, "forward", spy_forward)
+    monkeypatch.setattr(EmbeddingTask, "__init__", spy_init)
+    run = run_training(tiny_recipe, tmp_path / "run", ["amp=bf16", "epochs=1"])
+    assert seen["net_out"] >= {torch.bfloat16}, seen  # training steps (validation runs in float32)
+    assert seen["feats"] == {torch.float32} and seen["head_in"] == {torch.float32}, seen
+    assert json.loads((run / "meta.json").read_text())["amp"] == "bfloat16"
+    assert all(v.dtype == torch.float32 for v in torch.load(run / "checkpoints" / "best.pt")["model"].values()
+               if v.is_floating_point())
+    assert np.isfinite(json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"])
+
+
+def test_mixed_precision_setting_is_checked(tiny_recipe, tmp_path):
+    from speakerverify.embedding.device import training_precision
+    from speakerverify.errors import LaunchError, RecipeError
+
+    cpu = torch.device("cpu")
+    assert training_precision("auto", cpu) is None and training_precision("off", cpu) is None
+    assert training_precision("bf16", cpu) == torch.bfloat16
+    with pytest.raises(LaunchError, match="amp fp16 needs a CUDA device"):
+        training_precision("fp16", cpu)
+    with pytest.raises(RecipeError, match="amp must be one of auto, off, bf16, fp16, got 'half'"):
+        run_training(tiny_recipe, tmp_path / "run", ["amp=half"])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_uses_mixed_precision(tiny_recipe, tmp_path):
+    run = run_training(tiny_recipe, tmp_path / "run", ["device=cuda", "epochs=1"])
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["device"].startswith("cuda") and meta["amp"] in ("bfloat16", "float16")
+    assert np.isfinite(json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"])

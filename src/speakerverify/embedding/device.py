@@ -5,6 +5,8 @@ training recipe's ``device``), and where mixed precision is used.
 * ``cuda``: the network runs under float16 autocast (the front end stays float32: its FFT, log and
   mean normalisation lose too much in half precision); embeddings come back as float32;
 * ``auto``: cuda when torch sees a CUDA device, else cpu.
+
+Training's mixed precision (the recipe's ``amp``) is picked here too: :func:`training_precision`.
 """
 
 from __future__ import annotations
@@ -42,3 +44,33 @@ def network_precision(device: torch.device) -> contextlib.AbstractContextManager
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+#: The recipe's ``amp`` settings (training's mixed precision).
+AMP_SETTINGS = ("auto", "off", "bf16", "fp16")
+
+
+def training_precision(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a training run's network runs in (None: float32).
+
+    ``auto``: bfloat16 on a CUDA device that has it (float32's exponent range, so no loss scaling),
+    float16 with loss scaling on older GPUs, float32 on a CPU (where float32 is the reference and
+    autocast is rarely faster). ``bf16`` also runs on a CPU; ``fp16`` needs CUDA. Only the network
+    runs under autocast: front ends (power spectra overflow float16), heads and losses stay float32.
+    """
+    if setting not in AMP_SETTINGS:
+        raise LaunchError(f"amp must be one of {', '.join(AMP_SETTINGS)}, got {setting!r}")
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if setting == "fp16" and device.type != "cuda":
+        raise LaunchError(f"amp fp16 needs a CUDA device (training runs on {device.type}); use bf16 or off")
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+def autocast_to(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``'s type; a no-op context for None (float32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,4 +1,4 @@
-"""``fastnet``: our CPU-efficient speaker-embedding network (the default model's architecture).
+"""``fastnet``: our CPU-efficient speaker-embedding network (the `fast` model's architecture).
 
 Design: a strided input convolution halves the frame rate (50 frames/s), then depthwise-separable
 residual TDNN blocks (depthwise dilated temporal conv + pointwise inverted bottleneck, like

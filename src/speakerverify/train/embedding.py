@@ -280,7 +280,9 @@ class EmbeddingTask(Task):
         with torch.no_grad():
             feats, frames = self.frontend(wave)
             feats = spec_augment(feats, frames, self.aug_cfg, self.spec_gen)
-        emb = model(feats, frames)
+        with self.precision():
+            emb = model(feats, frames)
+        emb = emb.float()
         logs: dict[str, float] = {}
         total = torch.zeros((), device=self.device)
         w_head = float(self.loss_cfg.get("head_weight", 1.0))

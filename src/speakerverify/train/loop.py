@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from speakerverify.atomic import write_atomic
-from speakerverify.embedding.device import pick_device
+from speakerverify.embedding.device import AMP_SETTINGS, autocast_to, pick_device, training_precision
 from speakerverify.errors import RecipeError, TrainError
 from speakerverify.train import checkpoint as ckpt
 from speakerverify.train import distributed as dd
@@ -99,6 +99,9 @@ def resolve_recipe(recipe_path: str | Path, overrides: Iterable[str] = ()) -> di
     recipe.setdefault("seed", 0)
     get(recipe, "seed", kind=int)
     recipe.setdefault("device", "auto")
+    recipe.setdefault("amp", "auto")
+    if recipe["amp"] not in AMP_SETTINGS:
+        raise RecipeError(f"recipe: amp must be one of {', '.join(AMP_SETTINGS)}, got {recipe['amp']!r}")
     for key, defaults in (("optim", OPTIM_DEFAULTS), ("schedule", SCHEDULE_DEFAULTS), ("select", SELECT_DEFAULTS)):
         section = get(recipe, key, {}, kind=dict) or {}
         recipe[key] = {**defaults, **section}
@@ -166,6 +169,10 @@ class _Trainer:
         seed: int = recipe["seed"]
         ckpt.seed_all(seed)
         self.task: Task = get_task(recipe["task"])(recipe, device, info.rank, info.world_size)
+        self.amp = training_precision(recipe["amp"], device)
+        self.task.precision = partial(autocast_to, self.amp, device)
+        # float16 needs loss scaling (small gradients underflow); bfloat16 and float32 do not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.model: nn.Module = self.task.model.to(device)
         self.extras: dict[str, nn.Module] = {k: m.to(device) for k, m in self.task.extra_modules().items()}
         self.params = [p for m in self._modules() for p in m.parameters()]
@@ -235,11 +242,13 @@ class _Trainer:
                 lr = self.schedule.apply(self.optimizer, epoch + (i / total if total else 0.0))
                 loss, stats = self.task.loss(batch, self.wrapped)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.scaler.scale(loss).backward()
                 dd.average_gradients(list(self.extras.values()), self.info)
+                self.scaler.unscale_(self.optimizer)
                 if self.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.params, float(self.grad_clip))
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 for k, v in {"loss": loss.item(), **stats}.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 count += 1
@@ -268,7 +277,8 @@ class _Trainer:
         improved = self._update_best(row)
         self.stale = 0 if improved else self.stale + 1
         ckpt.save({"epoch": epoch + 1, **self._weights(), "optimizer": self.optimizer.state_dict(),
-                   "schedule": self.schedule.state_dict(), "rng": rng, "history": self.history,
+                   "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,
+                   "history": self.history,
                    "best": self.best, "stale": self.stale, "world_size": self.info.world_size}, self.paths.last)
         self._write_metrics()
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")
@@ -317,6 +327,8 @@ class _Trainer:
         self._load_weights(state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
         self.best = state["best"]
         self.stale = int(state["stale"])
@@ -343,7 +355,8 @@ class _Trainer:
             self.paths.recipe.write_text(dump_recipe(self.recipe))
             meta = {"git_revision": _git_revision(), "data_manifest_hash": self.task.manifest_hash(),
                     "torch_version": torch.__version__, "python_version": sys.version.split()[0],
-                    "world_size": self.info.world_size, "device": str(self.device), "start_time": now,
+                    "world_size": self.info.world_size, "device": str(self.device),
+                    "amp": str(self.amp).removeprefix("torch.") if self.amp else "off", "start_time": now,
                     "command_line": command, "recipe_path": recipe_path}
         _write_json(self.paths.meta, meta)
 

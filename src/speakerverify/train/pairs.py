@@ -251,10 +251,14 @@ class PairsTask(Task):
     def loss(self, batch: tuple[torch.Tensor, ...], model: nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         if self.classifier is not None:
             feats, frames, speakers = batch
-            ce = F.cross_entropy(self.classifier(model(feats, frames)), speakers)
+            with self.precision():
+                emb = model(feats, frames)
+            ce = F.cross_entropy(self.classifier(emb.float()), speakers)
             return ce, {"ce": float(ce.detach())}
         fa, na, fb, nb, labels = batch
-        logits = model(fa, na, fb, nb)
+        with self.precision():
+            logits = model(fa, na, fb, nb)
+        logits = logits.float()
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         acc = ((logits >= 0).float() == labels).float().mean().item()
         return loss, {"acc": acc}

@@ -9,6 +9,7 @@ A recipe names its ``task`` (see :mod:`speakerverify.train.task`) and the framew
     schedule: {name: constant}   # or cosine / step, with warmup_epochs, min_lr, step_epochs, gamma
     select: {metric: val_eer, mode: min}   # picks checkpoints/best.pt
     device: auto             # auto, cpu or cuda
+    amp: auto                # mixed precision of the network: auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16
 
 Everything else (model, data, batch size...) belongs to the task, which reads it with
 :func:`get` / :func:`require` so that a missing or mistyped key is one clear error.

@@ -34,6 +34,9 @@ What the loop (:mod:`speakerverify.train.loop`) guarantees a task:
   than its methods so that gradients are synchronised. Extra modules are not wrapped: the loop
   averages their gradients across ranks itself after ``backward``, so use them directly. The
   numbers in the returned dict are averaged over the epoch and logged as ``train_<name>``;
+* sets ``precision`` (the recipe's ``amp``): wrap the *network's* forward pass in
+  ``with self.precision():`` and keep front ends, heads and losses outside it, in float32
+  (``.float()`` the network's output);
 * calls ``validate`` and ``export`` on rank 0 only, with the unwrapped model in eval mode and under
   ``torch.no_grad``; validation metrics are logged as returned (name them ``val_...``) and the
   recipe's ``select.metric`` (one of them) picks the best checkpoint. ``export`` gets the best
@@ -42,6 +45,7 @@ What the loop (:mod:`speakerverify.train.loop`) guarantees a task:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -53,7 +57,7 @@ from torch import nn
 from speakerverify.train.recipe import RecipeError, check_keys, get
 
 #: Top-level recipe keys the framework (train.loop) reads, whatever the task.
-FRAMEWORK_KEYS = {"task", "seed", "epochs", "optim", "schedule", "select", "device"}
+FRAMEWORK_KEYS = {"task", "seed", "epochs", "optim", "schedule", "select", "device", "amp"}
 
 
 class Task:
@@ -79,6 +83,8 @@ class Task:
         self.device = device
         self.rank = rank
         self.world_size = world_size
+        #: Context for the network's forward pass in training (mixed precision; set by the loop).
+        self.precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     def extra_modules(self) -> dict[str, nn.Module]:
         return {}
