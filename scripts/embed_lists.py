@@ -13,11 +13,15 @@ CACHE`` (the same model's cache without VAD), a recording the policy leaves whol
 embedding there instead of being embedded again (same samples, same embedding). Durations are
 those of what is embedded (the speech, under VAD), as the calibration sees them. Every recording
 is embedded as given when the detector finds no speech in it: lists are scored whole.
+
+A cache records the digest of the weights that made it (``model``); a cache of other weights (a
+model directory retrained or re-shipped under the same name) is discarded and embedded again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,6 +32,25 @@ from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
 from speakerverify.audio.vad import VadConfig
 from speakerverify.data import from_seed_pickle, read_trials
 from speakerverify.verifier import Verifier
+
+
+def weights_digest(v: Verifier) -> str:
+    """What identifies the embeddings a model gives: its config and weights, not its name."""
+    config = {k: x for k, x in v.bundle.config.items() if k not in ("name", "version")}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for tensor in v.bundle.network.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_cache(path: Path, digest: str) -> np.lib.npyio.NpzFile | None:
+    if not path.is_file():
+        return None
+    z = np.load(path)
+    if "model" not in z.files or str(z["model"]) != digest:
+        print(f"{path}: made by other weights; not reused", flush=True)
+        return None
+    return z
 
 
 def main() -> None:
@@ -44,13 +67,14 @@ def main() -> None:
     data = a.shared / "data"
     vad = None if a.vad is None else False if a.vad == "off" else VadConfig.from_dict(json.loads(a.vad))
     v = Verifier(a.model, threads=a.threads, vad=vad)
+    digest = weights_digest(v)
     base: dict[str, np.ndarray] = {}
-    if a.base is not None:
-        z = np.load(a.base)
+    z = None if a.base is None else load_cache(a.base, digest)
+    if z is not None:
         base = {str(f): e for f, e in zip(z["files"], z["embeddings"], strict=True)}
     have: dict[str, tuple[np.ndarray, float]] = {}
-    if a.out.is_file():
-        old = np.load(a.out)
+    old = load_cache(a.out, digest)
+    if old is not None:
         have = {str(f): (e, float(d)) for f, e, d in zip(old["files"], old["embeddings"], old["durations"],
                                                          strict=True)}
     waves: dict[str, np.ndarray] = {}
@@ -78,7 +102,7 @@ def main() -> None:
     files = sorted(have)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, files=np.array(files), embeddings=np.stack([have[f][0] for f in files]),
-             durations=np.array([have[f][1] for f in files]))
+             durations=np.array([have[f][1] for f in files]), model=np.array(digest))
     print(f"{a.out}: {len(files)} recordings ({reused} unchanged by the VAD policy, reused from {a.base})")
 
 
