@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from speakerverify import metrics
-from speakerverify.data import read_index_pairs, read_trials
+from speakerverify.data import DEV_LISTS, TEST_LISTS, read_index_pairs, read_trials
 from speakerverify.scoring import ASNorm, cosine
 
-DEV = ["libri-train-clean-dev", "speechocean762-dev", "speech-commands-dev"]
-TEST = ["libri-train-clean-test", "libri-test-other-test", "fsdd-test", "speechocean762-test",
-        "speech-commands-test", "dspspeech20-test", "dspspeech20-crosslang-test"]
 SEED = "seed-protocol"
+ALL_LISTS = DEV_LISTS + TEST_LISTS + [SEED]
 
 
 def trial_pairs(shared: Path, name: str) -> tuple[list[str], list[str], np.ndarray]:
@@ -46,7 +44,7 @@ def trial_pairs(shared: Path, name: str) -> tuple[list[str], list[str], np.ndarr
 
 def cached(model: Path, shared: Path, cache: Path, threads: int, vad: str | None = None,
            base: Path | None = None, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    lists = ["seed" if n == SEED else n for n in (names or DEV + TEST + [SEED])]
+    lists = ["seed" if n == SEED else n for n in (names or ALL_LISTS)]
     cmd = [sys.executable, str(Path(__file__).with_name("embed_lists.py")), str(model), "--shared", str(shared),
            "--lists", *lists, "--out", str(cache), "--threads", str(threads)]
     if vad is not None:
@@ -101,7 +99,7 @@ def step_eers(model: Path, emb: dict[str, np.ndarray], shared: Path,
     if backend.get("asnorm") and (model / "cohort.npy").is_file():
         asn = ASNorm(np.load(model / "cohort.npy").astype(np.float32), backend["asnorm"].get("top_k", 100))
     out = {}
-    for name in names or DEV + TEST + [SEED]:
+    for name in names or ALL_LISTS:
         ea_keys, eb_keys, labels = trial_pairs(shared, name)
         ea = np.stack([emb[k] for k in ea_keys])
         eb = np.stack([emb[k] for k in eb_keys])
@@ -120,7 +118,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/emb"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("docs/ablation.md"))
-    ap.add_argument("--lists", nargs="+", choices=DEV + TEST + [SEED], default=DEV + TEST + [SEED],
+    ap.add_argument("--lists", nargs="+", choices=ALL_LISTS, default=ALL_LISTS,
                     help="score only these lists (default: every dev and test list and the seed protocol)")
     ap.add_argument("--section", help="write the table as this section of --out instead of the whole page")
     a = ap.parse_args()
@@ -142,13 +140,13 @@ def main() -> None:
         rows.append((label, "raw cosine", {k: v[0] for k, v in eers.items()}))
         if any(v[1] is not None for v in eers.values()):
             rows.append((label, "+ its AS-norm", {k: v[1] for k, v in eers.items()}))
-    cols = [n for n in DEV + TEST + [SEED] if n in a.lists]
+    cols = [n for n in ALL_LISTS if n in a.lists]
     table = ["| step | scoring | mean dev | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
     for label, how, eers in rows:
-        mean_dev = np.mean([eers[k] for k in DEV if k in eers])
+        mean_dev = np.mean([eers[k] for k in DEV_LISTS if k in eers])
         table.append(f"| {label} | {how} | {mean_dev:.2f} | " + " | ".join(f"{eers[k]:.2f}" for k in cols) + " |")
     command = "python scripts/ablation.py " + " ".join(f"--step {shlex.quote(s)}" for s in a.step)
-    if a.lists != DEV + TEST + [SEED]:
+    if a.lists != ALL_LISTS:
         command += " --lists " + " ".join(a.lists)
     if a.section:
         command += f" --section {shlex.quote(a.section)}"

@@ -36,13 +36,10 @@ import soundfile as sf
 
 from speakerverify import metrics
 from speakerverify.audio import check_waveform, to_mono_16k
-from speakerverify.data import Trial, from_seed_pickle, read_index_pairs, read_trials
+from speakerverify.data import DEV_LISTS, TEST_LISTS, Trial, from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.evaluate import score_trial_embeddings, trial_durations, trial_files
 from speakerverify.scoring import Calibration, cosine
 
-DEV_LISTS = ["libri-train-clean-dev", "speechocean762-dev", "speech-commands-dev"]
-TEST_LISTS = ["libri-train-clean-test", "libri-test-other-test", "fsdd-test", "speechocean762-test",
-              "speech-commands-test", "dspspeech20-test", "dspspeech20-crosslang-test"]
 LISTS = DEV_LISTS + TEST_LISTS  # every list in ../shared/data/trials
 #: One thread and OpenMP setting for every system, ours and the peers alike (an OpenMP wait policy
 #: alone moves CAM++'s RTF by half): 2 intra-op threads, the libraries' default wait policy.

@@ -31,16 +31,15 @@ import torch
 from speakerverify.audio import SAMPLE_RATE, check_waveform, load_audio
 from speakerverify.audio.vad import VadConfig
 from speakerverify.data import from_seed_pickle, read_trials
+from speakerverify.train.distributed import weights_digest
 from speakerverify.verifier import Verifier
 
 
-def weights_digest(v: Verifier) -> str:
+def embedding_digest(v: Verifier) -> str:
     """What identifies the embeddings a model gives: its config and weights, not its name."""
     config = {k: x for k, x in v.bundle.config.items() if k not in ("name", "version")}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for tensor in v.bundle.network.state_dict().values():
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    weights = weights_digest([v.bundle.frontend, v.bundle.network])
+    return hashlib.sha256((json.dumps(config, sort_keys=True, default=str) + weights).encode()).hexdigest()[:16]
 
 
 def load_cache(path: Path, digest: str) -> np.lib.npyio.NpzFile | None:
@@ -67,7 +66,7 @@ def main() -> None:
     data = a.shared / "data"
     vad = None if a.vad is None else False if a.vad == "off" else VadConfig.from_dict(json.loads(a.vad))
     v = Verifier(a.model, threads=a.threads, vad=vad)
-    digest = weights_digest(v)
+    digest = embedding_digest(v)
     base: dict[str, np.ndarray] = {}
     z = None if a.base is None else load_cache(a.base, digest)
     if z is not None:

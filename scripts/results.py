@@ -11,19 +11,19 @@ import argparse
 import time
 from pathlib import Path
 
+from speakerverify.data import DEV_LISTS, TEST_LISTS
 from speakerverify.evaluate import evaluate_seed_pairs, evaluate_trials
 from speakerverify.verifier import Verifier
 
-DEV = ["libri-train-clean-dev", "speechocean762-dev", "speech-commands-dev"]
-LISTS = DEV + ["libri-train-clean-test", "libri-test-other-test", "fsdd-test", "speechocean762-test",
-               "speech-commands-test", "dspspeech20-test", "dspspeech20-crosslang-test"]
+LISTS = DEV_LISTS + TEST_LISTS
 
 
 def model_section(v: Verifier, data: Path, shared: str) -> list[str]:
     rows = [(name, evaluate_trials(data / "trials" / f"{name}.txt", data, verifier=v)) for name in LISTS]
     seed = evaluate_seed_pairs(data / "seed-protocol/tes.pkl", data / "seed-protocol/test_pairs.txt", verifier=v)
     lines = [f"## The shipped model `{v.model_name}` ({v.model_ident}) on every trial list", "",
-             f"Its AS-norm cohort, calibration and thresholds were fitted on the pooled dev lists ({', '.join(DEV)}), "
+             "Its AS-norm cohort, calibration and thresholds were fitted on the pooled dev lists "
+             f"({', '.join(DEV_LISTS)}), "
              "so their rows are optimistic by construction; the test lists are held out.", "",
              "| trial list | trials | EER % | minDCF 0.01 | minDCF 0.05 | Cllr | min Cllr | accuracy at threshold | "
              "command |", "|---|---|---|---|---|---|---|---|---|"]

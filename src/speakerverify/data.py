@@ -153,6 +153,13 @@ class Trial:
     test: str
 
 
+#: The trial lists of ../shared/data/trials (``trials/NAME.txt``): dev lists choose models, epochs,
+#: thresholds and calibration; test lists are reported only.
+DEV_LISTS = ["libri-train-clean-dev", "speechocean762-dev", "speech-commands-dev"]
+TEST_LISTS = ["libri-train-clean-test", "libri-test-other-test", "fsdd-test", "speechocean762-test",
+              "speech-commands-test", "dspspeech20-test", "dspspeech20-crosslang-test"]
+
+
 def read_trials(path: str | Path) -> list[Trial]:
     """``label enroll test`` lines (VoxCeleb style, label first)."""
     path = Path(path)
