@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from speakerverify import models
+from speakerverify.models.inference import for_inference
 from speakerverify.models.masking import reflect_pad
 
 torch.set_num_threads(1)
@@ -112,3 +113,30 @@ def test_ensemble_cosine_is_the_mean_of_its_members_cosines() -> None:
     assert not torch.allclose(each[0], each[1])  # two different members, so the mean is a real fusion
     with pytest.raises(ValueError, match="at least two"):
         models.build("ensemble", members=[{"arch": "fastnet", "params": SMALL["fastnet"]}])
+
+
+FOLDED = {"campplus", "fastnet", "ensemble"}  # the architectures with conv -> BatchNorm pairs to fold
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_inference_copy_embeds_like_the_network(key: str) -> None:
+    """``for_inference`` folds BatchNorm into a copy: same rows on a padded batch and on single
+    inputs, fewer BatchNorms where the architecture has pairs to fold, the network untouched."""
+    net = small_model(key)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = for_inference(net)
+    lengths = [201, 57, 2]
+    torch.manual_seed(3)
+    batch = torch.randn(len(lengths), max(lengths), 80)
+    n = torch.tensor(lengths)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(batch, n), net(batch, n), atol=2e-5, rtol=1e-4)
+        single = batch[:1, :201]
+        torch.testing.assert_close(fast(single, n[:1]), net(single, n[:1]), atol=2e-5, rtol=1e-4)
+    assert net.state_dict().keys() == before.keys()
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+
+    def norms(m: torch.nn.Module) -> int:
+        return sum(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())
+
+    assert norms(fast) < norms(net) if key in FOLDED else norms(fast) == norms(net)

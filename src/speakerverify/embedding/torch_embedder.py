@@ -10,6 +10,7 @@ import torch
 
 from speakerverify.embedding.device import network_precision
 from speakerverify.embedding.model_dir import ModelBundle
+from speakerverify.models.inference import for_inference
 
 
 def pad_batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,6 +36,7 @@ class TorchEmbedder:
         if self.device.type != "cpu":  # the bundle's modules move with it (the verifier scores on them too)
             bundle.frontend.to(self.device)
             bundle.network.to(self.device)
+        self.network = for_inference(bundle.network)  # BatchNorm folded: same embeddings, less work
         self.compute_s = 0.0
 
     @torch.inference_mode()
@@ -42,7 +44,7 @@ class TorchEmbedder:
         batch, lengths = pad_batch(waves)
         t0 = time.perf_counter()
         feats, frames = self.bundle.frontend(batch.to(self.device), lengths.to(self.device))
-        net = self.bundle.network
+        net = self.network
         with network_precision(self.device):
             emb = net.forward_second(feats, frames) if second else net(feats, frames)
         emb = emb.float().cpu().numpy()  # waits for the device, so compute_s counts its work

@@ -5,6 +5,10 @@ Parameter names follow 3D-Speaker's ``speakerlab/models/campplus/DTDNN.py`` so i
 checkpoints load with ``load_state_dict`` unchanged. The network ends with BatchNorm (no affine,
 no ReLU) as the published model does.
 
+Inference: each block that has a convolution followed by BatchNorm folds the pair with
+``fold_batchnorm()`` (see :mod:`speakerverify.models.inference`); the BatchNorms that follow a
+concatenation or a ReLU stay.
+
 Padding invariance: every frame-mixing operation (2-D and 1-D convs with temporal kernels, the
 CAM context means, statistics pooling) sees zeros in padded frames, as zero padding would give
 a single input; the stride-2 TDNN halves the valid frame counts (rounding up).
@@ -17,9 +21,10 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from speakerverify.models import register
-from speakerverify.models.masking import conv_frames, masked_mean_std, zero_padded
+from speakerverify.models.masking import conv_frames, masked_mean_std, unpadded, zero_padded
 
 
 class BasicResBlock(nn.Module):
@@ -33,6 +38,12 @@ class BasicResBlock(nn.Module):
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=(stride, 1), bias=False),
                                           nn.BatchNorm2d(planes))
+
+    def fold_batchnorm(self) -> None:
+        self.conv1, self.bn1 = fuse_conv_bn_eval(self.conv1, self.bn1), nn.Identity()
+        self.conv2, self.bn2 = fuse_conv_bn_eval(self.conv2, self.bn2), nn.Identity()
+        if len(self.shortcut):
+            self.shortcut = nn.Sequential(fuse_conv_bn_eval(self.shortcut[0], self.shortcut[1]))
 
     def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         out = zero_padded(F.relu(self.bn1(self.conv1(x))), n)
@@ -57,6 +68,10 @@ class FCM(nn.Module):
         for _ in range(3):
             freq = (freq - 1) // 2 + 1
         self.out_channels = m_channels * freq
+
+    def fold_batchnorm(self) -> None:
+        self.conv1, self.bn1 = fuse_conv_bn_eval(self.conv1, self.bn1), nn.Identity()
+        self.conv2, self.bn2 = fuse_conv_bn_eval(self.conv2, self.bn2), nn.Identity()
 
     def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         out = zero_padded(F.relu(self.bn1(self.conv1(x.unsqueeze(1)))), n)
@@ -83,6 +98,10 @@ class TDNNLayer(nn.Module):
 
     def out_frames(self, n: torch.Tensor) -> torch.Tensor:
         return conv_frames(n, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def fold_batchnorm(self) -> None:
+        self.linear = fuse_conv_bn_eval(self.linear, self.nonlinear.batchnorm)
+        self.nonlinear.batchnorm = nn.Identity()
 
     def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         return self.nonlinear(self.linear(zero_padded(x, n)))
@@ -111,6 +130,9 @@ class CAMLayer(nn.Module):
         """Mean over consecutive ``seg_len``-frame segments (the last one partial), spread back
         over its frames; like ``avg_pool1d(..., ceil_mode=True)`` on each unpadded row."""
         b, c, t = x.shape
+        if unpadded(x, n):  # no row ends early: the pooling itself is exact (and much cheaper)
+            means = F.avg_pool1d(x, self.seg_len, self.seg_len, ceil_mode=True)
+            return means.repeat_interleave(self.seg_len, dim=-1)[..., :t]
         # Segment sums as differences of a (float64) running sum, gathered per frame: no reshape
         # of the time axis into segments, so the graph exports with a dynamic length.
         csum = F.pad(torch.cumsum(x.double(), dim=-1), (1, 0))  # (B, C, T + 1)
@@ -132,6 +154,10 @@ class CAMDenseTDNNLayer(nn.Module):
         self.linear1 = nn.Conv1d(in_channels, bn_channels, 1, bias=False)
         self.nonlinear2 = BNReLU(bn_channels)
         self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, dilation)
+
+    def fold_batchnorm(self) -> None:
+        self.linear1 = fuse_conv_bn_eval(self.linear1, self.nonlinear2.batchnorm)
+        self.nonlinear2.batchnorm = nn.Identity()
 
     def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         h = zero_padded(self.nonlinear2(self.linear1(self.nonlinear1(x))), n)
@@ -169,6 +195,10 @@ class DenseLayer(nn.Module):
         super().__init__()
         self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
         self.nonlinear = nn.Sequential(OrderedDict(batchnorm=nn.BatchNorm1d(out_channels, affine=False)))
+
+    def fold_batchnorm(self) -> None:
+        self.linear = fuse_conv_bn_eval(self.linear, self.nonlinear.batchnorm)
+        self.nonlinear.batchnorm = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.nonlinear(self.linear(x.unsqueeze(-1)).squeeze(-1))

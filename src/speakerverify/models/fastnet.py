@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from speakerverify.models import register
 from speakerverify.models.masking import time_mask
@@ -40,6 +41,11 @@ class DSBlock(nn.Module):
         self.bn2 = nn.BatchNorm1d(channels)
         self.se = SqueezeExcite(channels)
 
+    def fold_batchnorm(self) -> None:
+        """See :mod:`speakerverify.models.inference`."""
+        self.dw, self.bn1 = fuse_conv_bn_eval(self.dw, self.bn1), nn.Identity()
+        self.pw2, self.bn2 = fuse_conv_bn_eval(self.pw2, self.bn2), nn.Identity()
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.bn1(self.dw(x)) * mask
         h = self.bn2(self.pw2(self.act(self.pw1(h)))) * mask
@@ -64,6 +70,12 @@ class FastNet(nn.Module):
         self.pool = AttentiveStatsPool(mfa_channels, attention)
         self.head = nn.Sequential(nn.BatchNorm1d(2 * mfa_channels), nn.Linear(2 * mfa_channels, embed_dim),
                                   nn.BatchNorm1d(embed_dim))
+
+    def fold_batchnorm(self) -> None:
+        """Stem and MFA convs take in their BatchNorms (the blocks fold their own)."""
+        for name in ("stem", "mfa"):
+            conv, bn, act = getattr(self, name)
+            setattr(self, name, nn.Sequential(fuse_conv_bn_eval(conv, bn), act))
 
     def out_frames(self, num_frames: torch.Tensor) -> torch.Tensor:
         return torch.div(num_frames - 1, self.stride, rounding_mode="floor") + 1

@@ -17,8 +17,21 @@ def time_mask(num_frames: torch.Tensor, max_frames: int, dtype: torch.dtype = to
     return (steps.unsqueeze(0) < num_frames.unsqueeze(1)).unsqueeze(1).to(dtype)
 
 
+def unpadded(x: torch.Tensor, num_frames: torch.Tensor) -> bool:
+    """True when no row of ``x`` has padded frames, so masking is a no-op and may be skipped.
+
+    Checked only in eager mode: an exported or traced graph must keep its masks, since it will
+    serve padded batches whatever the example it was traced with.
+    """
+    if torch.compiler.is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    return bool((num_frames >= x.shape[-1]).all())
+
+
 def zero_padded(x: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
     """Zero every frame past ``num_frames`` (time is the last axis, any rank >= 3)."""
+    if unpadded(x, num_frames):  # a batch of one, say: nothing to zero
+        return x
     mask = time_mask(num_frames, x.shape[-1], x.dtype)
     if x.dim() == 4:
         mask = mask.unsqueeze(1)
