@@ -8,7 +8,8 @@ so). Calibration for peers is a plain logistic one fitted on the dev list (libri
 ours is the model's own, fitted on the same dev speakers (clean and 1-s telephone-band crops) and
 duration-aware. The first section checks the default model against issue 4's targets. Speed:
 real-time factor (compute seconds per audio second, model + front end) on 1 s, 3 s and 10 s clips
-with 2 threads.
+with 2 threads, the median of ``--speed-rounds`` rounds that each time every system in turn (so a
+slow spell of a shared machine falls on all of them), every system under the same protocol.
 
 Each system's embeddings of the benchmark files are kept under ``$SPEAKERVERIFY_CACHE/bench``
 (default ~/.cache/speakerverify/bench), keyed by the system's weights (ours) or its runner script
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +109,7 @@ def worker(args: argparse.Namespace) -> None:
     rtf = {}
     for secs, files in spec["speed"].items():
         waves = [v.load(f) for f in files]
-        v.embed_waves(waves[:2])  # warm-up
+        v.embed_waves(waves[:2])  # warm-up: the same two clips the peers get (PEER_SPEED)
         v.embedder.compute_s = 0.0
         for w in waves:
             v.embed_waves([w])
@@ -164,21 +166,26 @@ def _load_cache(path: Path, files: list[str]) -> tuple[dict, dict | None] | None
     return emb, (dict(zip(files, z["second"], strict=True)) if z["second"].size else None)
 
 
-def run_ours(model: str, files: list[str], speed: dict, tmp: Path, engine: str = "torch") -> dict:
+def _worker_job(model: str, files: list[str], speed: dict, tmp: Path, engine: str) -> tuple[dict, str]:
+    """Run one worker process of ours: embed ``files``, time the ``speed`` clips."""
+    tag = Path(model).name + "-" + engine
+    job = tmp / f"job-{tag}.json"
+    out = str(tmp / f"emb-{tag}.npz")
+    job.write_text(json.dumps({"model": model, "files": files, "speed": speed, "out": out, "engine": engine}))
+    subprocess.run([sys.executable, __file__, "worker", "--job", str(job)], check=True,
+                   env={**_clean_env(), **BENCH_ENV})
+    return json.loads(Path(out + ".json").read_text()), out
+
+
+def run_ours(model: str, files: list[str], tmp: Path, engine: str = "torch") -> dict:
+    """Embed ``files`` with a model of ours (from the cache where it has them); load time, memory."""
     from speakerverify.embedding import resolve_model_dir
 
-    tag = Path(model).name + "-" + engine
     directory = resolve_model_dir(model)
     cache = _cache_file("ours", engine, (directory / "model.pt").read_bytes(), (directory / "model.yaml").read_bytes(),
                         "\n".join(canonical(files)))
     hit = _load_cache(cache, files)
-    job = tmp / f"job-{tag}.json"
-    out = str(tmp / f"emb-{tag}.npz")
-    job.write_text(json.dumps({"model": model, "files": [] if hit else files, "speed": speed, "out": out,
-                               "engine": engine}))
-    subprocess.run([sys.executable, __file__, "worker", "--job", str(job)], check=True,
-                   env={**_clean_env(), **BENCH_ENV})
-    res = json.loads(Path(out + ".json").read_text())
+    res, out = _worker_job(model, [] if hit else files, {}, tmp, engine)
     if hit:
         print(f"  embeddings of {len(files)} files from {cache}", file=sys.stderr)
         res["emb"], emb2 = hit
@@ -192,6 +199,11 @@ def run_ours(model: str, files: list[str], speed: dict, tmp: Path, engine: str =
     return res
 
 
+def time_ours(model: str, speed: dict, tmp: Path, engine: str = "torch") -> dict[str, float]:
+    """RTF of a model of ours on each length of speed clips, in a fresh process."""
+    return _worker_job(model, [], speed, tmp, engine)[0]["rtf"]
+
+
 PEER_WRAPPER = """
 import json, resource, runpy, sys
 sys.argv = sys.argv[1:]
@@ -202,37 +214,62 @@ finally:
 """
 
 
-def run_peer(python: Path, peers_py: Path, model: str, files: list[str], speed: dict, tmp: Path) -> dict:
-    def embed(listing: list[str], tag: str) -> tuple[dict, dict]:
-        lst = tmp / f"{model}-{tag}.txt"
-        lst.write_text("".join(f + "\n" for f in listing))
-        out = tmp / f"{model}-{tag}.npz"
-        proc = subprocess.run([str(python), "-c", PEER_WRAPPER, str(peers_py), "embed", "--model", model, "--root", "/",
-                               "--list", str(lst), "--out", str(out), "--threads", str(THREADS)],
-                              capture_output=True, text=True, env={**_clean_env(), **BENCH_ENV})
-        if proc.returncode:
-            raise RuntimeError(f"peer {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        summary.update(json.loads(proc.stderr.strip().splitlines()[-1]))
-        got = np.load(out)
-        return summary, dict(zip([str(f) for f in got["files"]], got["embeddings"], strict=True))
+def _peer_embed(python: Path, peers_py: Path, model: str, listing: list[str], tag: str, tmp: Path
+                ) -> tuple[dict, dict]:
+    """One run of the peers' own runner on ``listing``: its summary (rtf, load_s, maxrss_mb), embeddings."""
+    lst = tmp / f"{model}-{tag}.txt"
+    lst.write_text("".join(f + "\n" for f in listing))
+    out = tmp / f"{model}-{tag}.npz"
+    proc = subprocess.run([str(python), "-c", PEER_WRAPPER, str(peers_py), "embed", "--model", model, "--root", "/",
+                           "--list", str(lst), "--out", str(out), "--threads", str(THREADS)],
+                          capture_output=True, text=True, env={**_clean_env(), **BENCH_ENV})
+    if proc.returncode:
+        raise RuntimeError(f"peer {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary.update(json.loads(proc.stderr.strip().splitlines()[-1]))
+    got = np.load(out)
+    return summary, dict(zip([str(f) for f in got["files"]], got["embeddings"], strict=True))
 
+
+def run_peer(python: Path, peers_py: Path, model: str, files: list[str], tmp: Path) -> dict:
+    """Embed ``files`` with a peer (from the cache where it has them); load time, memory."""
     cache = _cache_file("peer", model, peers_py.read_bytes(), "\n".join(canonical(files)))
     hit = _load_cache(cache, files)
     if hit:
         print(f"  embeddings of {len(files)} files from {cache}", file=sys.stderr)
         emb = hit[0]
-        summary, _ = embed(files[:1], "load")  # load time and memory from a run of its own
+        summary, _ = _peer_embed(python, peers_py, model, files[:1], "load", tmp)  # load time and memory
     else:
-        summary, emb = embed([str(Path(f).resolve()) for f in files], "all")
+        summary, emb = _peer_embed(python, peers_py, model, [str(Path(f).resolve()) for f in files], "all", tmp)
         emb = {f: emb[str(Path(f).resolve())] for f in files}
         _save_cache(cache, files, emb, None)
-    rtf = {}
-    for secs, clips in speed.items():
-        s, _ = embed(clips, f"speed{secs}")
-        rtf[secs] = s["rtf"]
-    return {"name": PEERS[model], "load_s": summary["load_s"], "maxrss_mb": summary["maxrss_mb"], "rtf": rtf,
+    return {"name": PEERS[model], "load_s": summary["load_s"], "maxrss_mb": summary["maxrss_mb"],
             "params_m": PEER_PARAMS[model], "emb": emb}
+
+
+#: A peer's speed, measured with its own runner's model classes and ``embed_files`` (imported, its
+#: ``main`` not run) under the protocol ours get: per clip length, the first two clips once as a
+#: warm-up, then every clip timed, all lengths in one process.
+PEER_SPEED = """
+import json, runpy, sys, torch
+runner = runpy.run_path(sys.argv[1])
+torch.set_num_threads(int(sys.argv[3]))
+model = runner["MODELS"][sys.argv[2]]()
+rtf = {}
+for secs, clips in json.loads(sys.argv[4]).items():
+    runner["embed_files"](model, "/", clips[:2])
+    rtf[secs] = runner["embed_files"](model, "/", clips)[1]
+print(json.dumps(rtf))
+"""
+
+
+def time_peer(python: Path, peers_py: Path, model: str, speed: dict) -> dict[str, float]:
+    """A peer's RTF on each length of speed clips (see PEER_SPEED), in a fresh process."""
+    proc = subprocess.run([str(python), "-c", PEER_SPEED, str(peers_py), model, str(THREADS), json.dumps(speed)],
+                          capture_output=True, text=True, env={**_clean_env(), **BENCH_ENV})
+    if proc.returncode:
+        raise RuntimeError(f"peer {model} speed run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def trial_scores(system: dict, trials, root: Path, score_fn) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +296,7 @@ def main() -> None:
     ap.add_argument("--peers-venv", default=os.environ.get(
         "SPEAKERVERIFY_PEERS_VENV", os.path.expanduser("~/.cache/speakerverify-peers/venv")))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--speed-rounds", type=int, default=3, help="speed is the median over this many rounds")
     a = ap.parse_args()
     if a.cmd == "worker":
         return worker(a)
@@ -282,25 +320,35 @@ def main() -> None:
         from speakerverify.verifier import Verifier
 
         scorers = {}
+        timers: dict[str, Callable[[], dict]] = {}  # system -> a run that times the speed clips
         fast = ["fast"] if "fast" in shipped_models() else []
         for model in ["default", *fast, *a.model]:
             print(f"benchmarking {model}", file=sys.stderr)
-            res = run_ours(model, files, speed, tmp)
+            res = run_ours(model, files, tmp)
+            timers[res["name"]] = lambda m=model: time_ours(m, speed, tmp)
             v = Verifier(model)
             scorers[res["name"]] = v.score_embeddings
             res["calibration"] = v.backend.calibration
             res["backend"] = v.backend
             systems[res["name"]] = res
-        onnx = run_ours("default", files[:1], speed, tmp, engine="onnx") if _has_onnx("default") else None
+        onnx = run_ours("default", files[:1], tmp, engine="onnx") if _has_onnx("default") else None
         python = Path(a.peers_venv) / "bin/python"
         if not a.no_peers and python.exists():
             for peer in PEERS:
                 print(f"benchmarking peer {peer}", file=sys.stderr)
-                res = run_peer(python, shared / "peers/peers.py", peer, files, speed, tmp)
+                res = run_peer(python, shared / "peers/peers.py", peer, files, tmp)
                 systems[res["name"]] = res
                 scorers[res["name"]] = cosine
+                timers[res["name"]] = lambda p=peer: time_peer(python, shared / "peers/peers.py", p, speed)
         elif not a.no_peers:
             print(f"peers skipped: {python} missing (bash {shared}/peers/setup.sh)", file=sys.stderr)
+        if onnx:
+            timers["onnx"] = lambda: time_ours("default", speed, tmp, engine="onnx")
+        rtf = timed_rounds(timers, a.speed_rounds)
+        for name, res in systems.items():
+            res["rtf"] = rtf[name]
+        if onnx:
+            onnx["rtf"] = rtf["onnx"]
     rows = []
     det: dict[str, dict] = {name: {} for name in trials}
     for name, sysres in systems.items():
@@ -323,6 +371,18 @@ def main() -> None:
         metrics.plot_det(det[lst], plots / f"{lst}.png", title=lst)
     out.write_text(render(rows, onnx, a))
     print(f"wrote {out} and {plots}/", file=sys.stderr)
+
+
+def timed_rounds(timers: dict[str, Callable[[], dict]], rounds: int) -> dict[str, dict[str, float]]:
+    """Median RTF per system and clip length over ``rounds`` rounds; each round times every system
+    once, in turn, so a slow spell of this shared machine falls on all systems rather than on one."""
+    seen: dict[str, list[dict]] = {name: [] for name in timers}
+    for r in range(rounds):
+        print(f"speed round {r + 1}/{rounds}", file=sys.stderr)
+        for name, timer in timers.items():
+            seen[name].append(timer())
+    return {name: {secs: float(np.median([run[secs] for run in runs])) for secs in runs[0]}
+            for name, runs in seen.items()}
 
 
 def _has_onnx(model: str) -> bool:
@@ -410,7 +470,10 @@ def render(rows: list[dict], onnx: dict | None, a: argparse.Namespace) -> str:
         rtf = onnx["rtf"]
         lines.append(f"| {onnx['name']} (onnxruntime) | {rtf['1']:.4f} | {rtf['3']:.4f} | {rtf['10']:.4f} | "
                      f"{onnx['load_s']:.2f} | {onnx['maxrss_mb']:.0f} | {onnx['params_m']:.1f} |")
-    lines += ["", "RTF = compute seconds per audio second, front end + network, batch of one, after a warm-up. "
+    lines += ["", "RTF = compute seconds per audio second, front end + network, batch of one: the median of "
+              f"{a.speed_rounds} rounds, each of which times every system in turn on the same clips, in a fresh "
+              "process, after the same two-clip warm-up (the peers through their own runner's models and "
+              "embed_files). "
               "Peak RSS is the whole process (Python, libraries, model) after embedding every benchmark file. "
               "Peer parameter counts are from ../shared/peers/README.md.", ""]
     return "\n".join(lines)
