@@ -214,17 +214,24 @@ finally:
 """
 
 
+def _run_peer_python(python: Path, code: str, args: list[str], what: str) -> subprocess.CompletedProcess:
+    """``code`` run by the peers' interpreter with ``args``, under the bench's thread settings."""
+    proc = subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True,
+                          env={**_clean_env(), **BENCH_ENV})
+    if proc.returncode:
+        raise RuntimeError(f"{what} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc
+
+
 def _peer_embed(python: Path, peers_py: Path, model: str, listing: list[str], tag: str, tmp: Path
                 ) -> tuple[dict, dict]:
     """One run of the peers' own runner on ``listing``: its summary (rtf, load_s, maxrss_mb), embeddings."""
     lst = tmp / f"{model}-{tag}.txt"
     lst.write_text("".join(f + "\n" for f in listing))
     out = tmp / f"{model}-{tag}.npz"
-    proc = subprocess.run([str(python), "-c", PEER_WRAPPER, str(peers_py), "embed", "--model", model, "--root", "/",
-                           "--list", str(lst), "--out", str(out), "--threads", str(THREADS)],
-                          capture_output=True, text=True, env={**_clean_env(), **BENCH_ENV})
-    if proc.returncode:
-        raise RuntimeError(f"peer {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    proc = _run_peer_python(python, PEER_WRAPPER, [str(peers_py), "embed", "--model", model, "--root", "/",
+                                                   "--list", str(lst), "--out", str(out), "--threads", str(THREADS)],
+                            f"peer {model}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     summary.update(json.loads(proc.stderr.strip().splitlines()[-1]))
     got = np.load(out)
@@ -265,10 +272,8 @@ print(json.dumps(rtf))
 
 def time_peer(python: Path, peers_py: Path, model: str, speed: dict) -> dict[str, float]:
     """A peer's RTF on each length of speed clips (see PEER_SPEED), in a fresh process."""
-    proc = subprocess.run([str(python), "-c", PEER_SPEED, str(peers_py), model, str(THREADS), json.dumps(speed)],
-                          capture_output=True, text=True, env={**_clean_env(), **BENCH_ENV})
-    if proc.returncode:
-        raise RuntimeError(f"peer {model} speed run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    proc = _run_peer_python(python, PEER_SPEED, [str(peers_py), model, str(THREADS), json.dumps(speed)],
+                            f"peer {model} speed run")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -25,6 +25,8 @@ def unpadded(x: torch.Tensor, num_frames: torch.Tensor) -> bool:
     """
     if torch.compiler.is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
+    if not num_frames.is_cpu:  # reading a device tensor's value waits for the device, once per layer
+        return False
     return bool((num_frames >= x.shape[-1]).all())
 
 
