@@ -117,3 +117,33 @@ def test_cuda_training_uses_mixed_precision(tiny_recipe, tmp_path):
     meta = json.loads((run / "meta.json").read_text())
     assert meta["device"].startswith("cuda") and meta["amp"] in ("bfloat16", "float16")
     assert np.isfinite(json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"])
+
+
+def test_fixed_batchnorm_keeps_the_loaded_statistics(tiny_recipe, tmp_path):
+    """`model.batchnorm: fixed` (fine-tuning a pretrained network on little data): started from a
+    model directory, the weights train while every BatchNorm keeps the running statistics it was
+    loaded with; by default (`train`) they move."""
+    def state(run):
+        return torch.load(run / "checkpoints" / "best.pt")["model"]
+
+    def stats(sd):
+        return {k: v for k, v in sd.items() if k.endswith(("running_mean", "running_var"))}
+
+    pretrained = run_training(tiny_recipe, tmp_path / "pretrained", ["epochs=1"])
+    init = [f"model.init={pretrained / 'model'}", "epochs=1", "seed=1"]
+    fixed = state(run_training(tiny_recipe, tmp_path / "fixed", [*init, "model.batchnorm=fixed"]))
+    moving = state(run_training(tiny_recipe, tmp_path / "moving", init))
+    start = state(pretrained)
+    assert stats(start) and stats(fixed).keys() == stats(start).keys()
+    for key, value in stats(fixed).items():
+        assert torch.equal(value, start[key]), key
+    assert any(not torch.allclose(moving[k], start[k], atol=1e-3) for k in stats(start))
+    weights = [k for k, v in start.items() if k.endswith("weight") and v.dim() > 1]
+    assert all(not torch.allclose(fixed[k], start[k]) for k in weights)
+
+
+def test_batchnorm_setting_is_checked(tiny_recipe, tmp_path):
+    from speakerverify.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="model.batchnorm must be 'train' or 'fixed', not 'frozen'"):
+        run_training(tiny_recipe, tmp_path / "run", ["model.batchnorm=frozen"])

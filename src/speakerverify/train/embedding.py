@@ -180,7 +180,7 @@ class EmbeddingTask(Task):
         "data": {"manifest", "teacher", "teacher_root", "dev_trials", "dev_root", "crop_s", "batches_per_epoch",
                  "max_speakers", "subset_seed", "manifests", "dev"},
         "frontend": None,
-        "model": {"arch", "params", "init", "freeze"},
+        "model": {"arch", "params", "init", "freeze", "batchnorm"},
         "loss": {"head", "margin", "scale", "warmup_epochs", "head_weight", "distill_weight", "distill_kind",
                  "head_init", "teacher_model", "teacher_max_s", "distill_target"},
         "augment": {f.name for f in fields(AugmentConfig)},
@@ -216,6 +216,9 @@ class EmbeddingTask(Task):
         if init_bundle is not None:
             self.model.load_state_dict({k: v.float() for k, v in init_bundle.network.state_dict().items()})
         freeze_layers(self.model, model_cfg.get("freeze") or [])
+        self.batchnorm = model_cfg.get("batchnorm", "train")
+        if self.batchnorm not in ("train", "fixed"):
+            raise RecipeError(f"recipe: model.batchnorm must be 'train' or 'fixed', not {self.batchnorm!r}")
         self.train = TrainSet(self.data_cfg)
         teacher_model = self.loss_cfg.get("teacher_model")
         if teacher_model:
@@ -252,6 +255,12 @@ class EmbeddingTask(Task):
         return manifest_hash(self.train.utts)
 
     def on_epoch_start(self, epoch: int) -> None:
+        if self.batchnorm == "fixed":
+            # Fine-tuning a pretrained network on little data: every BatchNorm normalises with the
+            # statistics it was loaded with (eval mode), so they neither move nor switch to batch ones.
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         if hasattr(self.head, "set_margin"):
             self.head.set_margin(margin_at(epoch, self.head.final_margin, int(self.loss_cfg.get("warmup_epochs", 0))))
 

@@ -228,9 +228,9 @@ class _Trainer:
         return result
 
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float]:
-        self.task.on_epoch_start(epoch)
         for m in self._modules():
             m.train()
+        self.task.on_epoch_start(epoch)  # after train(): a task may keep some modules in eval mode
         batches = self.task.batches(epoch)
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         sums: dict[str, float] = {}

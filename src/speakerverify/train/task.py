@@ -27,7 +27,8 @@ What the loop (:mod:`speakerverify.train.loop`) guarantees a task:
 * seeds ``torch``, ``numpy`` and ``random`` from the recipe's ``seed`` before constructing it, so
   every rank builds identical initial weights; it then moves ``model`` and the extra modules to
   ``device``;
-* calls ``on_epoch_start(epoch)`` then iterates ``batches(epoch)`` (epochs count from 0). Every rank
+* puts ``model`` and the extra modules in training mode, calls ``on_epoch_start(epoch)`` (which may
+  put some back in eval mode) then iterates ``batches(epoch)`` (epochs count from 0). Every rank
   must yield the same number of batches (DDP steps in lock-step); ``len()`` of the iterable, when
   available, sizes the progress bar;
 * passes ``loss`` the DDP-wrapped ``model`` when ``world_size > 1``: call it (``model(...)``) rather
