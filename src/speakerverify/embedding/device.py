@@ -15,7 +15,7 @@ import contextlib
 
 import torch
 
-from speakerverify.errors import LaunchError
+from speakerverify.errors import LaunchError, RecipeError
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -50,6 +50,13 @@ def network_precision(device: torch.device) -> contextlib.AbstractContextManager
 AMP_SETTINGS = ("auto", "off", "bf16", "fp16")
 
 
+def check_amp(setting: object) -> None:
+    """A recipe's ``amp`` must be one of ``AMP_SETTINGS`` (called when the recipe is read, before a
+    run directory exists, and by :func:`training_precision`)."""
+    if setting not in AMP_SETTINGS:
+        raise RecipeError(f"recipe: amp must be one of {', '.join(AMP_SETTINGS)}, got {setting!r}")
+
+
 def training_precision(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype a training run's network runs in (None: float32).
 
@@ -58,8 +65,7 @@ def training_precision(setting: str, device: torch.device) -> torch.dtype | None
     autocast is rarely faster). ``bf16`` also runs on a CPU; ``fp16`` needs CUDA. Only the network
     runs under autocast: front ends (power spectra overflow float16), heads and losses stay float32.
     """
-    if setting not in AMP_SETTINGS:
-        raise LaunchError(f"amp must be one of {', '.join(AMP_SETTINGS)}, got {setting!r}")
+    check_amp(setting)
     if setting == "off" or (setting == "auto" and device.type != "cuda"):
         return None
     if setting == "auto":

@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from speakerverify.atomic import write_atomic
-from speakerverify.embedding.device import AMP_SETTINGS, autocast_to, pick_device, training_precision
+from speakerverify.embedding.device import autocast_to, check_amp, pick_device, training_precision
 from speakerverify.errors import RecipeError, TrainError
 from speakerverify.train import checkpoint as ckpt
 from speakerverify.train import distributed as dd
@@ -100,8 +100,7 @@ def resolve_recipe(recipe_path: str | Path, overrides: Iterable[str] = ()) -> di
     get(recipe, "seed", kind=int)
     recipe.setdefault("device", "auto")
     recipe.setdefault("amp", "auto")
-    if recipe["amp"] not in AMP_SETTINGS:
-        raise RecipeError(f"recipe: amp must be one of {', '.join(AMP_SETTINGS)}, got {recipe['amp']!r}")
+    check_amp(recipe["amp"])
     for key, defaults in (("optim", OPTIM_DEFAULTS), ("schedule", SCHEDULE_DEFAULTS), ("select", SELECT_DEFAULTS)):
         section = get(recipe, key, {}, kind=dict) or {}
         recipe[key] = {**defaults, **section}
