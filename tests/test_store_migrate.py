@@ -162,3 +162,26 @@ def test_cli_migrates_and_refuses_in_one_line(location, tmp_path: Path, monkeypa
     assert "same store" in one_line_error(["store", "migrate", src_url, src_url], monkeypatch, capsys)
     assert "already holds 2 speakers" in one_line_error(["store", "migrate", src_url, dst_url],
                                                         monkeypatch, capsys)
+
+
+def test_rows_of_a_postgresql_table_come_from_a_server_side_cursor(location) -> None:
+    # psycopg's default cursor would load the whole table at execute(); migrate reads the source
+    # (and both sides' digests) through a server-side cursor, BATCH rows at a time.
+    from speakerverify.store.engines import open_database
+
+    where = location("postgresql")
+    s = SpeakerStore(where, verifier=StubVerifier(), actor="cli:test")
+    for k in range(migration.BATCH + 10):
+        s.audit("note", f"event {k}")
+    s.close()
+    db = open_database(where)
+    try:
+        with db.snapshot() as con:
+            rows = migration._rows(con, "audit")
+            first = next(rows)
+            open_cursors = [r[0] for r in con.execute("SELECT name FROM pg_cursors").fetchall()]
+            assert any(name.startswith("speakerverify_stream_") for name in open_cursors), open_cursors
+            assert "id" in first[0] and sum(1 for _ in rows) + 1 >= migration.BATCH + 10
+            assert con.execute("SELECT COUNT(*) FROM pg_cursors").fetchone()[0] == 0  # closed when done
+    finally:
+        db.close()

@@ -49,11 +49,17 @@ class MigrateResult:
 def _rows(con: Any, table: str, last_id: int | None = None) -> Iterator[tuple[list[str], tuple]]:
     """Rows of ``table`` in id order, with their column names (up to ``last_id`` when given)."""
     where = "" if last_id is None else f" WHERE id <= {int(last_id)}"
-    cur = con.execute(f"SELECT * FROM {table}{where} ORDER BY id")
-    names = [d[0] for d in cur.description]
-    while batch := cur.fetchmany(BATCH):
-        for row in batch:
-            yield names, tuple(row)
+    query = f"SELECT * FROM {table}{where} ORDER BY id"
+    # An sqlite3 cursor steps through its result as it is fetched; PostgreSQL's needs a server-side
+    # cursor for that (PgConnection.stream), or the whole table would be held in memory.
+    cur = con.stream(query, BATCH) if hasattr(con, "stream") else con.execute(query)
+    try:
+        while batch := cur.fetchmany(BATCH):
+            names = [d[0] for d in cur.description]
+            for row in batch:
+                yield names, tuple(row)
+    finally:
+        cur.close()
 
 
 def _value(v: Any) -> bytes:

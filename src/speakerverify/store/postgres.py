@@ -114,11 +114,21 @@ class PgConnection:
 
     def __init__(self, con: Any) -> None:
         self.raw = con
+        self._streams = 0
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         if not params:  # no placeholders: psycopg sends the text as it is
             return self.raw.execute(statement)
         return self.raw.execute(_sql(statement), tuple(params))
+
+    def stream(self, statement: str, size: int) -> Any:
+        """The rows of a query read ``size`` at a time from a server-side cursor (psycopg's
+        default cursor loads the whole result into memory at ``execute``). Inside a transaction."""
+        self._streams += 1
+        cur = self.raw.cursor(name=f"speakerverify_stream_{self._streams}")
+        cur.itersize = size
+        cur.execute(statement)
+        return cur
 
     def executemany(self, statement: str, rows: Any) -> Any:
         cur = self.raw.cursor()
