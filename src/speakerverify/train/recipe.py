@@ -13,6 +13,11 @@ A recipe names its ``task`` (see :mod:`speakerverify.train.task`) and the framew
 
 Everything else (model, data, batch size...) belongs to the task, which reads it with
 :func:`get` / :func:`require` so that a missing or mistyped key is one clear error.
+
+A recipe may start from another one: ``extends: base.yaml`` (relative to the recipe's folder) reads
+that recipe first, then this one's settings over it: sections merge key by key, any other value
+(lists too) replaces the base's. A second training phase is then only what differs from the first.
+The run directory records the merged recipe.
 """
 
 from __future__ import annotations
@@ -30,17 +35,38 @@ _MISSING = object()
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Read a YAML recipe and apply ``key.sub=value`` overrides (values parsed as YAML)."""
-    path = Path(path)
+    """Read a YAML recipe (and the ones it ``extends``) and apply ``key.sub=value`` overrides
+    (values parsed as YAML)."""
+    return apply_overrides(_read(Path(path), ()), overrides)
+
+
+def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"{path}: no such recipe")
+    if path.resolve() in seen:
+        raise RecipeError(f"{path}: recipes extend each other in a loop")
     try:
         recipe = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(recipe, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping of settings")
-    return apply_overrides(recipe, overrides)
+    base = recipe.pop("extends", None)
+    if base is None:
+        return recipe
+    if not isinstance(base, str):
+        raise RecipeError(f"{path}: extends must name one recipe file, got {base!r}")
+    return _merged(_read(path.parent / base, (*seen, path.resolve())), recipe)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_overrides(recipe: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
