@@ -23,10 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 
 browser:
-	bash scripts/install-browser.sh || echo "chromium could not be installed: the browser tests will skip"
+	bash scripts/install-debian.sh chromium /usr/bin/chromium || echo "chromium could not be installed: the browser tests will skip"
 
 postgres:
-	bash scripts/install-postgres.sh || echo "PostgreSQL could not be installed: the PostgreSQL store tests will skip"
+	bash scripts/install-debian.sh postgresql '/usr/lib/postgresql/*/bin/initdb' || echo "PostgreSQL could not be installed: the PostgreSQL store tests will skip"
 
 test: $(STAMP) lint browser postgres
 	$(BIN)/python -m pytest -q

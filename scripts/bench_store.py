@@ -221,7 +221,7 @@ def main() -> None:
         lines.append(f"| {r['op']} | {r['engine']} | {r['n']} | {r['rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} |")
     lines += ["", "## Two replicas over one PostgreSQL", ""]
     if replicas is None:
-        lines.append("Not measured: PostgreSQL is not installed here (scripts/install-postgres.sh).")
+        lines.append("Not measured: PostgreSQL is not installed here (make postgres).")
     else:
         lines += [
             f"Two `speakerverify serve` processes (1 inference worker x 1 torch thread each, model "

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for the tests: initdb in a temporary folder, pg_ctl listening on
 a Unix socket in that folder only (no TCP), stopped and deleted at the end.
 
-``scripts/install-postgres.sh`` (run by ``make test``) installs Debian's ``postgresql``; where
+``make postgres`` (run by ``make test``) installs Debian's ``postgresql``; where
 it is missing or will not start, :func:`start_cluster` says why and the PostgreSQL cases skip.
 initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user (created
 by the Debian package), or ``nobody``.
@@ -88,7 +88,7 @@ def start_cluster(durable: bool = False) -> Cluster | str:
         return "psycopg is not installed"
     bin_dir = pg_bin()
     if bin_dir is None or not (bin_dir / "pg_ctl").exists():
-        return "PostgreSQL is not installed (scripts/install-postgres.sh installs Debian's postgresql)"
+        return "PostgreSQL is not installed (make postgres installs Debian's postgresql)"
     user = _run_as()
     if os.getuid() == 0 and user is None:
         return "running as root and no postgres or nobody user to run the server as"

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: run scripts/install-browser.sh")
+        pytest.skip("/usr/bin/chromium is missing: run make browser")
     pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
     try:
         resolve_model_dir(model_override())
