@@ -103,6 +103,34 @@ def test_asnorm_improves_eer_when_speakers_have_offsets():
     assert metrics.eer(normed, labels)[0] < metrics.eer(raw, labels)[0]
 
 
+def test_identify_rule_lets_in_at_most_the_stranger_rate():
+    # Scores of a known model (Gaussian classes, equal spread, so the true LLR is linear), the
+    # calibration fitted on them as fit_backend does. A stranger meets N enrolled speakers; the
+    # best of its N different-speaker scores passes the open-set threshold at most a share r of the
+    # time (the bound is loose: far fewer do), while even odds (r = 1) lets in many more.
+    rng = np.random.default_rng(3)
+    mu0, mu1, sd = 0.1, 0.6, 0.15
+    s = np.r_[rng.normal(mu1, sd, 4000), rng.normal(mu0, sd, 4000)]
+    cal = Calibration.fit(s, np.r_[np.ones(4000), np.zeros(4000)])
+    backend = Backend({"calibration": cal.as_dict(), "thresholds": {"eer": 0.35}})
+    strangers = rng.normal(mu0, sd, (20000, 24)).max(axis=1)
+    accepted = {}
+    for rate in (0.001, 0.01, 0.1, 1.0):
+        threshold = backend.identify_threshold(24, stranger_rate=rate)
+        assert cal.llr(np.array([threshold]))[0] == pytest.approx(np.log(24 / rate))
+        accepted[rate] = float(np.mean(strangers >= threshold))
+        assert accepted[rate] <= rate
+    assert accepted[0.001] <= accepted[0.01] < accepted[0.1] < accepted[1.0]
+    assert backend.identify_threshold(24) == backend.identify_threshold(24, stranger_rate=0.01)  # the default
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(OperatingPointError, match="stranger rate must be above 0 and at most 1"):
+            backend.identify_threshold(24, stranger_rate=bad)
+    with pytest.raises(OperatingPointError, match="not both"):
+        backend.identify_threshold(24, far=0.01, stranger_rate=0.01)
+    with pytest.raises(OperatingPointError, match="needs a calibrated model"):
+        Backend({"thresholds": {"eer": 0.3}}).identify_threshold(24, stranger_rate=0.01)
+
+
 def test_backend_decisions_and_operating_points():
     backend = Backend({"calibration": {"a": 10.0, "b": -5.0},
                        "thresholds": {"eer": 0.5, "far": {"0.01": 0.7}}})

@@ -151,6 +151,9 @@ def test_malformed_requests_get_json_errors(stub_service: Service) -> None:
     r = c.post("/v1/identify", headers=stub_service.user, data={"top": "0"},
                files={"file": ("a.wav", wav_bytes(tone(300)))})
     assert r.status_code == 422 and "top" in r.json()["error"]
+    r = c.post("/v1/identify", headers=stub_service.user, data={"stranger_rate": "0"},
+               files={"file": ("a.wav", wav_bytes(tone(300)))})
+    assert r.status_code == 422 and "stranger_rate" in r.json()["error"]
     r = c.post("/v1/speakers/nobody/verify", headers=stub_service.user,
                files={"file": ("a.wav", wav_bytes(tone(300)))})
     assert r.status_code == 404 and "nobody" in r.json()["error"]
@@ -246,6 +249,10 @@ def test_enroll_identify_verify_real_clips(real_service: Service, test_speaker_c
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["candidates"][0]["speaker"] == spk and len(body["candidates"]) == 2
+    assert body["speaker"] == spk  # passes the default bar: at most 1 % of strangers let in
+    r = c.post("/v1/identify", headers=real_service.user, data={"stranger_rate": "1"},
+               files={"file": (clips[-1].name, clips[-1].read_bytes())})
+    assert r.status_code == 200 and r.json()["threshold"] < body["threshold"]  # even odds: a lower bar
     r = c.post(f"/v1/speakers/{spk}/verify", headers=real_service.user,
                files={"file": (clips[-1].name, clips[-1].read_bytes())})
     assert r.status_code == 200 and r.json()["speaker"] == spk

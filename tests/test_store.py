@@ -247,8 +247,8 @@ def test_identify_sees_changes_made_elsewhere(store_location: str) -> None:
 
 
 def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(store_location: str):
-    # llr = 10 s - 5: Bayes' rule with even odds of "enrolled" accepts the best of N candidates when
-    # its llr >= ln N, i.e. at score (ln N + 5) / 10; a fixed FAR point ignores N.
+    # llr = 10 s - 5: the best of N candidates is accepted when its llr >= ln(N / r), r the stranger
+    # rate (1 % unless given), i.e. at score (ln(N / r) + 5) / 10; a fixed FAR point ignores N.
     v = StubVerifier()
     v.backend = Backend({"calibration": {"a": 10.0, "b": -5.0}, "thresholds": {"eer": 0.5, "far": {"0.01": 0.9}}})
     store = SpeakerStore(store_location, verifier=v)
@@ -257,7 +257,9 @@ def test_identify_of_a_calibrated_model_raises_its_bar_with_the_gallery(store_lo
     for n, freq in enumerate([300, 2000, 900, 4000], start=1):
         store.enroll(f"s{freq}", [tone(freq, seed=1), tone(freq, seed=2)])
         r = store.identify(probe, top=n).to_dict()
-        assert r["gallery"] == n and r["threshold"] == pytest.approx((math.log(n) + 5) / 10)
+        assert r["gallery"] == n and r["threshold"] == pytest.approx((math.log(n / 0.01) + 5) / 10)
+        even_odds = store.identify(probe, top=n, stranger_rate=1.0).to_dict()
+        assert even_odds["threshold"] == pytest.approx((math.log(n) + 5) / 10)
         best = r["candidates"][0]
         assert best["speaker"] == "s300" and best["same_speaker"] == (best["score"] >= r["threshold"])
         assert [c["same_speaker"] for c in r["candidates"]] == [c["score"] >= r["threshold"] for c in r["candidates"]]

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from model_helpers import default_verifier, model_override, pick_speakers
-from speakerverify.errors import ModelError
+from speakerverify.errors import ModelError, OperatingPointError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +64,16 @@ def test_cli_enroll_list_remove_reembed_check(tmp_path: Path, test_speaker_clips
     assert runner.invoke(_cli(), ["store", "check", "--store", db]).exit_code == 0
     r = runner.invoke(_cli(), ["verify-speaker", spk, str(clips[-1]), "--json", "--store", db, *model])
     assert {"speaker", "score", "same_speaker", "threshold"} <= set(json.loads(r.stdout))
+    thresholds = {}
+    for rate in ("0.001", "1"):
+        r = runner.invoke(_cli(), ["identify", str(clips[-1]), "--stranger-rate", rate, "--json", "--store", db,
+                                   *model])
+        assert r.exit_code == 0, r.output
+        thresholds[rate] = json.loads(r.stdout)["threshold"]
+    assert thresholds["0.001"] > thresholds["1"]  # fewer strangers let in: a higher bar
+    r = runner.invoke(_cli(), ["identify", str(clips[-1]), "--stranger-rate", "2", "--store", db, *model])
+    assert isinstance(r.exception, OperatingPointError)  # main() prints it as one line
+    assert "stranger rate must be above 0 and at most 1" in str(r.exception)
     assert runner.invoke(_cli(), ["remove", spk, "--store", db]).exit_code == 0
     assert runner.invoke(_cli(), ["remove", spk, "--store", db]).exit_code == 2
 

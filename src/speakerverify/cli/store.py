@@ -31,6 +31,8 @@ from speakerverify.cli.common import (
 )
 
 TopOpt = Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Candidates to list.")]
+StrangerRateOpt = Annotated[float | None, typer.Option(
+    "--stranger-rate", help="Let in at most this share of unenrolled speakers (calibrated models; default 0.01).")]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker's clips instead of adding.")]
 KeepAudioOpt = Annotated[bool | None, typer.Option(
     "--keep-audio/--no-keep-audio", show_default=False,
@@ -115,11 +117,11 @@ def verify_speaker(name: str, file: Path, store: StoreOpt = None, model: ModelOp
 
 
 def identify(file: Path, top: TopOpt = 5, store: StoreOpt = None, model: ModelOpt = None,
-             far: FarOpt = None, json_: JsonOpt = False, max_audio_s: MaxAudioOpt = MAX_AUDIO_S,
-             key_file: KeyFileOpt = None) -> None:
+             far: FarOpt = None, stranger_rate: StrangerRateOpt = None, json_: JsonOpt = False,
+             max_audio_s: MaxAudioOpt = MAX_AUDIO_S, key_file: KeyFileOpt = None) -> None:
     """Who is speaking in FILE (`-`: stdin)? Ranks enrolled speakers; `unknown` when none passes the threshold."""
     s = _store(store, model, max_audio_s=max_audio_s, key_file=key_file)
-    result = s.identify(file, top=top, far=far)
+    result = s.identify(file, top=top, far=far, stranger_rate=stranger_rate)
     if json_:
         emit_json(result.to_dict())
         return

@@ -8,8 +8,9 @@
   fitted (training export, ensembles, imported models, scripts).
 """
 
-from speakerverify.scoring.backend import IDENTIFY_FAR, Backend, Decision
+from speakerverify.scoring.backend import IDENTIFY_FAR, IDENTIFY_STRANGER_RATE, Backend, Decision
 from speakerverify.scoring.calibration import Calibration
 from speakerverify.scoring.similarity import ASNorm, cosine, l2_normalize
 
-__all__ = ["IDENTIFY_FAR", "ASNorm", "Backend", "Calibration", "Decision", "cosine", "l2_normalize"]
+__all__ = ["IDENTIFY_FAR", "IDENTIFY_STRANGER_RATE", "ASNorm", "Backend", "Calibration", "Decision", "cosine",
+           "l2_normalize"]

@@ -10,7 +10,7 @@ A model's ``backend.json`` holds::
 
 It is written by :func:`speakerverify.scoring.fit.fit_backend`. Decisions: 1:1 (:meth:`Backend.decide`
 at the equal-error or a false-accept operating point) and open-set identification
-(:meth:`Backend.identify_threshold`).
+(:meth:`Backend.identify_threshold`, which bounds the share of strangers let in).
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from speakerverify.scoring.similarity import ASNorm
 
 #: Default false-accept operating point for open-set identification of uncalibrated models.
 IDENTIFY_FAR = 0.01
+#: Default bound on the share of strangers that open-set identification of a calibrated model
+#: accepts as someone enrolled (see :meth:`Backend.identify_threshold`).
+IDENTIFY_STRANGER_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -97,18 +100,28 @@ class Backend:
         return self.calibration.score_at(point, durations, n)
 
     def identify_threshold(self, gallery_size: int, far: float | None = None,
-                           duration_s: float | None = None) -> float:
+                           duration_s: float | None = None, stranger_rate: float | None = None) -> float:
         """The score the best of ``gallery_size`` enrolled speakers needs to be accepted.
 
         Open-set identification compares a stranger with every enrolled speaker, so a threshold
-        fit for one 1:1 check lets strangers in N times as often. Without ``far``, a calibrated
-        model decides by Bayes' rule with even odds that the speaker is enrolled at all, spread
-        evenly over the N enrolled: the best candidate is accepted when its LLR is at least
-        ln N (ln 1 = 0 is the 1:1 even-odds point). Uncalibrated models use their ``IDENTIFY_FAR``
+        fit for one 1:1 check lets strangers in N times as often. A calibrated model therefore
+        accepts the best candidate when its LLR is at least ln(N / r), r the ``stranger_rate``
+        (default ``IDENTIFY_STRANGER_RATE``, 1 %): for a different speaker a calibrated LLR exceeds
+        t with probability at most e^-t (the likelihood ratio averages 1 over different-speaker
+        trials; Markov's inequality), so a stranger passes any of N comparisons with probability
+        at most N e^-t = r. It is also Bayes' rule with prior odds r : 1 that the speaker is
+        enrolled; r = 1 is even odds (LLR >= ln N). Uncalibrated models use their ``IDENTIFY_FAR``
         operating point where they have one, else their EER threshold. ``far`` picks a fixed
-        operating point instead."""
+        per-comparison operating point instead."""
+        if far is not None and stranger_rate is not None:
+            raise OperatingPointError("give a false-accept rate or a stranger rate, not both")
+        if stranger_rate is not None and not 0 < stranger_rate <= 1:  # NaN too
+            raise OperatingPointError(f"stranger rate must be above 0 and at most 1 (e.g. 0.01), not {stranger_rate:g}")
         if far is None and self.calibration is not None:
-            return float(self.calibration.score_at(math.log(max(1, gallery_size)), duration_s)[0])
+            rate = IDENTIFY_STRANGER_RATE if stranger_rate is None else stranger_rate
+            return float(self.calibration.score_at(math.log(max(1, gallery_size) / rate), duration_s)[0])
+        if stranger_rate is not None:
+            raise OperatingPointError("a stranger rate needs a calibrated model; give a false-accept rate instead")
         if far is None and self._far_key(IDENTIFY_FAR) is not None:
             far = IDENTIFY_FAR
         return self.threshold(far, duration_s)

@@ -152,6 +152,8 @@ User = Annotated[KeyInfo, Depends(api_key)]
 Admin = Annotated[KeyInfo, Depends(admin_key)]
 #: The ``far`` form field: a false-accept rate, strictly between 0 and 1 (422 otherwise).
 Far = Annotated[float | None, Form(gt=0, lt=1, description="Decide at this false-accept rate (0 < far < 1).")]
+StrangerRate = Annotated[float | None, Form(
+    gt=0, le=1, description="Let in at most this share of unenrolled speakers (calibrated models; default 0.01).")]
 
 
 def _limit_native_threads(threads: int) -> None:
@@ -349,11 +351,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     @app.post("/v1/identify", tags=["speakers"])
     async def identify(key: User, file: Annotated[UploadFile, File()],
                        top: Annotated[int, Form(ge=1, le=100)] = 5,
-                       far: Far = None) -> dict[str, Any]:
+                       far: Far = None, stranger_rate: StrangerRate = None) -> dict[str, Any]:
         """Who is speaking? Enrolled speakers ranked by score; ``speaker`` is ``unknown`` when none
         passes the threshold."""
         upload = await read_upload(file, "file")
-        result = await run_model(lambda: store.identify(upload, top=top, far=far, actor=f"key:{key.name}"))
+        result = await run_model(lambda: store.identify(upload, top=top, far=far, stranger_rate=stranger_rate,
+                                                        actor=f"key:{key.name}"))
         return result.to_dict()
 
     return app

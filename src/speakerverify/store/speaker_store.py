@@ -436,14 +436,16 @@ class SpeakerStore:
                    actor)
         return result
 
-    def identify(self, x: Any, top: int = 5, far: float | None = None, actor: str | None = None) -> IdentifyResult:
+    def identify(self, x: Any, top: int = 5, far: float | None = None, actor: str | None = None,
+                 stranger_rate: float | None = None) -> IdentifyResult:
         """Who is speaking in ``x``? ``speaker``: the best candidate passing the threshold, else
         ``"unknown"``; ``candidates``: the top ``top`` by score; ``gallery``: the number of
         enrolled speakers. The threshold is the back end's open-set rule
-        (:meth:`~speakerverify.scoring.Backend.identify_threshold`: LLR >= ln N for calibrated
-        models); ``far`` picks a fixed operating point instead. Recorded in the audit log."""
+        (:meth:`~speakerverify.scoring.Backend.identify_threshold`: for calibrated models, LLR >=
+        ln(N / r), which lets in at most a share r of strangers, ``stranger_rate``, default 1 %);
+        ``far`` picks a fixed per-comparison operating point instead. Recorded in the audit log."""
         try:
-            result = self._identify(x, top, far)
+            result = self._identify(x, top, far, stranger_rate)
         except SpeakerVerifyError as exc:
             self._audit_refusal("identify", None, exc, actor)
             raise
@@ -453,13 +455,13 @@ class SpeakerStore:
         return result
 
     @guarded
-    def _identify(self, x: Any, top: int, far: float | None) -> IdentifyResult:
+    def _identify(self, x: Any, top: int, far: float | None, stranger_rate: float | None) -> IdentifyResult:
         v = self.verifier
         self.check_model(v)
         top = max(1, int(top))
         q, duration = self._query(x)
         g = self.galleries.now(v.model_ident)
-        threshold = v.backend.identify_threshold(len(g.names), far, duration)
+        threshold = v.backend.identify_threshold(len(g.names), far, duration, stranger_rate)
         candidates: list[Candidate] = []
         if len(g.names):
             idx = g.search(l2_normalize(q)[None, :], max(top, SHORTLIST))
