@@ -121,3 +121,11 @@ def test_api_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "is alice: alice" in out and "is bob: True" in out
     assert "after removing bob: ['alice']" in out
+
+
+def test_the_stranger_rate_help_names_the_default_the_back_end_uses() -> None:
+    from speakerverify.cli.store import StrangerRateOpt
+    from speakerverify.scoring import IDENTIFY_STRANGER_RATE
+
+    option = StrangerRateOpt.__metadata__[0]
+    assert f"default {IDENTIFY_STRANGER_RATE:g})" in option.help

@@ -31,6 +31,8 @@ from speakerverify.cli.common import (
 )
 
 TopOpt = Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Candidates to list.")]
+#: The default named in the help is scoring.IDENTIFY_STRANGER_RATE (not imported here: it pulls in
+#: numpy); tests/test_store_cli.py checks that the two agree.
 StrangerRateOpt = Annotated[float | None, typer.Option(
     "--stranger-rate", help="Let in at most this share of unenrolled speakers (calibrated models; default 0.01).")]
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Replace the speaker's clips instead of adding.")]

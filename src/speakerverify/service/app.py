@@ -55,6 +55,7 @@ from speakerverify.errors import (
     SpeakerNotFound,
     SpeakerVerifyError,
 )
+from speakerverify.scoring import IDENTIFY_STRANGER_RATE
 from speakerverify.service import access_log
 from speakerverify.service.access_log import AccessLog
 from speakerverify.service.busy import retry_after_s, store_busy
@@ -153,7 +154,8 @@ Admin = Annotated[KeyInfo, Depends(admin_key)]
 #: The ``far`` form field: a false-accept rate, strictly between 0 and 1 (422 otherwise).
 Far = Annotated[float | None, Form(gt=0, lt=1, description="Decide at this false-accept rate (0 < far < 1).")]
 StrangerRate = Annotated[float | None, Form(
-    gt=0, le=1, description="Let in at most this share of unenrolled speakers (calibrated models; default 0.01).")]
+    gt=0, le=1, description="Let in at most this share of unenrolled speakers "
+                            f"(calibrated models; default {IDENTIFY_STRANGER_RATE:g}).")]
 
 
 def _limit_native_threads(threads: int) -> None:

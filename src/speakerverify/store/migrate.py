@@ -54,8 +54,8 @@ def _rows(con: Any, table: str, last_id: int | None = None) -> Iterator[tuple[li
     # cursor for that (PgConnection.stream), or the whole table would be held in memory.
     cur = con.stream(query, BATCH) if hasattr(con, "stream") else con.execute(query)
     try:
+        names = [d[0] for d in cur.description]
         while batch := cur.fetchmany(BATCH):
-            names = [d[0] for d in cur.description]
             for row in batch:
                 yield names, tuple(row)
     finally:
