@@ -1,7 +1,7 @@
 """Peak memory and time of reading long and hostile audio files: writes docs/bench-audio.md.
 
 Each read runs in a fresh child process, which reports its own peak resident memory
-(``ru_maxrss``) and the read's wall time. Every child runs under a capped address space
+(``VmHWM``, :mod:`speakerverify.process_memory`) and the read's wall time. Every child runs under a capped address space
 (``--cap-gb``), so the old whole-file reader shows as "MemoryError" rather than taking the machine.
 The cases:
 
@@ -40,12 +40,13 @@ sys.path.insert(0, str(REPO / "src"))
 from speakerverify.audio import DEFAULT_MAX_AUDIO_S  # noqa: E402
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 mode, path, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
 import numpy as np, soundfile as sf, soxr
 from speakerverify.audio import load_audio, to_mono_16k
 from speakerverify.errors import AudioError
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from speakerverify.process_memory import peak_rss_mb
+base = peak_rss_mb()
 t0 = time.perf_counter()
 out = {}
 try:
@@ -64,8 +65,8 @@ except MemoryError:
 except Exception as exc:
     out["outcome"] = f"{type(exc).__name__}: {str(exc)[:60]}"
 out["seconds"] = time.perf_counter() - t0
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-out["imports_mb"] = base / 1024
+out["maxrss_mb"] = peak_rss_mb()
+out["imports_mb"] = base
 print(json.dumps(out))
 """
 
@@ -136,11 +137,12 @@ def read_case(mode: str, path: Path, limit: float, cap_gb: float) -> dict:
 
 def cli_case(good: Path, path: Path, extra: list[str], cap_gb: float) -> dict:
     args = ["-m", "speakerverify", "verify", str(good), str(path), "--json", *extra]
-    code = ("import resource, runpy, sys; sys.argv = ['speakerverify', *sys.argv[1:]]\n"
+    code = ("import runpy, sys; sys.argv = ['speakerverify', *sys.argv[1:]]\n"
+            "from speakerverify.process_memory import peak_rss_mb\n"
             "try:\n    runpy.run_module('speakerverify', run_name='__main__')\n"
-            "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+            "finally:\n    print('MAXRSS', peak_rss_mb(), file=sys.stderr)")
     r, wall = run_child(["-c", code, *args[2:]], cap_gb)
-    rss = [float(x.split()[1]) / 1024 for x in r.stderr.splitlines() if x.startswith("MAXRSS")]
+    rss = [float(x.split()[1]) for x in r.stderr.splitlines() if x.startswith("MAXRSS")]
     err = [x for x in r.stderr.splitlines() if not x.startswith("MAXRSS")]
     last = (err or ["?"])[-1].replace(f"{path}: ", "")  # the temporary path says nothing
     outcome = "verified" if r.returncode == 0 else f"exit {r.returncode}: {last}"
@@ -211,7 +213,7 @@ def write_report(args: argparse.Namespace, rows: list, cli_rows: list) -> None:
         f"(part of `make bench`) on {platform.machine()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}.",
         "",
-        "Each read runs in a fresh process; *peak RSS* is that process's `ru_maxrss` (the interpreter",
+        "Each read runs in a fresh process; *peak RSS* is that process's own high-water mark (`VmHWM`; the interpreter",
         "and libraries included: see the baseline row), *time* the read alone. Every process runs under",
         f"a {args.cap_gb:g} GB address-space cap, so a runaway allocation shows as `MemoryError`.",
         "*new* is `speakerverify.audio.load_audio` (header checked first, then decoded in blocks and",

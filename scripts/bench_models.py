@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speakerverify import metrics
+from speakerverify import metrics, process_memory
 from speakerverify.audio import check_waveform, to_mono_16k
 from speakerverify.data import DEV_LISTS, TEST_LISTS, Trial, from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.evaluate import score_trial_embeddings, trial_durations, trial_files
+from speakerverify.process_memory import peak_rss_mb
 from speakerverify.scoring import Calibration, cosine
 
 LISTS = DEV_LISTS + TEST_LISTS  # every list in ../shared/data/trials
@@ -115,7 +115,7 @@ def worker(args: argparse.Namespace) -> None:
             v.embed_waves([w])
         rtf[secs] = v.embedder.compute_s / (len(waves) * int(secs))
     result["rtf"] = rtf
-    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["maxrss_mb"] = peak_rss_mb()
     np.savez(spec["out"], embeddings=np.stack(embs) if embs else np.zeros(0),
              second=np.stack(second) if second else np.zeros(0))
     Path(spec["out"] + ".json").write_text(json.dumps(result))
@@ -204,13 +204,16 @@ def time_ours(model: str, speed: dict, tmp: Path, engine: str = "torch") -> dict
     return _worker_job(model, [], speed, tmp, engine)[0]["rtf"]
 
 
+#: Runs the peers' runner (argv[2:]) and reports its process's peak memory with our
+#: speakerverify.process_memory, loaded by path (argv[1]): the peers' interpreter lacks our package.
 PEER_WRAPPER = """
-import json, resource, runpy, sys
-sys.argv = sys.argv[1:]
+import json, runpy, sys
+memory = runpy.run_path(sys.argv[1])
+sys.argv = sys.argv[2:]
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 finally:
-    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+    print(json.dumps({"maxrss_mb": memory["peak_rss_mb"]()}), file=sys.stderr)
 """
 
 
@@ -229,9 +232,9 @@ def _peer_embed(python: Path, peers_py: Path, model: str, listing: list[str], ta
     lst = tmp / f"{model}-{tag}.txt"
     lst.write_text("".join(f + "\n" for f in listing))
     out = tmp / f"{model}-{tag}.npz"
-    proc = _run_peer_python(python, PEER_WRAPPER, [str(peers_py), "embed", "--model", model, "--root", "/",
-                                                   "--list", str(lst), "--out", str(out), "--threads", str(THREADS)],
-                            f"peer {model}")
+    args = [str(peers_py), "embed", "--model", model, "--root", "/", "--list", str(lst), "--out", str(out),
+            "--threads", str(THREADS)]
+    proc = _run_peer_python(python, PEER_WRAPPER, [process_memory.__file__, *args], f"peer {model}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     summary.update(json.loads(proc.stderr.strip().splitlines()[-1]))
     got = np.load(out)

@@ -26,18 +26,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from speakerverify.process_memory import rss_mb  # noqa: E402
 from speakerverify.scoring import l2_normalize  # noqa: E402
 from speakerverify.store.index import IVF_MIN, build_index  # noqa: E402
 
 SHORTLIST = 50
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def model_dim(model: str | None) -> tuple[int, str]:

@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadtest import REPO, pick_clips, start_server  # noqa: E402
 
+from speakerverify.process_memory import status_kib  # noqa: E402
 from speakerverify.store import SpeakerStore  # noqa: E402
 from speakerverify.store.keys import create_key  # noqa: E402
 
@@ -42,16 +43,6 @@ from speakerverify.store.keys import create_key  # noqa: E402
 MIX = {"verify": (15, {200}), "identify": (20, {200}), "embed": (15, {200}), "enroll+remove": (10, {201, 200}),
        "wrong key": (20, {401, 429}), "bad audio": (20, {422})}
 OTHER_CLIENT = "203.0.113.7"  # a documentation address: the wrong keys' sender
-
-
-def rss_kb(pid: int) -> dict[str, int]:
-    """The process's resident memory now and at its peak (kB), from /proc."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
 
 
 def bad_audio(clip: bytes, rng: random.Random) -> bytes:
@@ -85,7 +76,7 @@ async def soak(url: str, admin: str, clips: dict[str, list[Path]], args: argpars
              ).raise_for_status()
         for q in queries:  # warm-up
             (await client.post("/v1/identify", files={"file": q})).raise_for_status()
-        before = rss_kb(pid)
+        before = status_kib(pid)
         t_end = time.perf_counter() + args.max_seconds
         next_i = 0
 
@@ -132,7 +123,7 @@ async def soak(url: str, admin: str, clips: dict[str, list[Path]], args: argpars
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(args.clients)))
         wall = time.perf_counter() - t0
-        after = rss_kb(pid)
+        after = status_kib(pid)
         health = (await client.get("/healthz")).status_code
     return {"latencies": latencies, "statuses": statuses, "errors": errors, "wall": wall, "sent": next_i,
             "before": before, "after": after, "health": health}

@@ -44,16 +44,17 @@ def one_line_error(stderr: bytes, path: object, problem: str) -> str:
 # -- a header that lies about its sample rate ---------------------------------------------------
 
 LOAD_IN_CHILD = """
-import resource, sys
+import sys
 from speakerverify.audio import load_audio
 from speakerverify.errors import AudioError
+from speakerverify.process_memory import status_kib
 try:
     wave = load_audio(sys.argv[1] if len(sys.argv) > 1 else {path!r})
 except AudioError as exc:
     print(exc, file=sys.stderr)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(status_kib()["VmHWM"])
     sys.exit(2)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(wave), float(wave.astype('float64').sum()))
+print(status_kib()["VmHWM"], len(wave), float(wave.astype('float64').sum()))
 """
 
 
