@@ -31,6 +31,22 @@ def test_import_is_cheap_and_exports_lazy() -> None:
     assert out.stdout.split() == ["SpeakerStore", "Verifier"]
 
 
+def test_the_run_time_path_leaves_the_fitting_libraries_unloaded() -> None:
+    """Verifying, the store and the service apply a back end; only fitting one needs scikit-learn and
+    SciPy (about a second and 90 MB per process to import), so neither is loaded on that path."""
+    code = ("import sys; from speakerverify.verifier import Verifier; from speakerverify.store import SpeakerStore; "
+            "import speakerverify.service.app; from speakerverify.scoring import Calibration; "
+            "Calibration(1.0, 0.0).llr([0.5]); print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "[]", out.stdout
+    # and fitting still works, loading scikit-learn when asked
+    code = ("import sys, numpy as np; from speakerverify.scoring import Calibration; "
+            "c = Calibration.fit(np.r_[np.zeros(50), np.ones(50)] + np.linspace(0, 0.5, 100), np.r_[np.zeros(50), "
+            "np.ones(50)]); print(c.a > 0, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
 def test_keys_commands(tmp_path: Path) -> None:
     db = str(tmp_path / "k.db")
     runner = CliRunner()

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from speakerverify.errors import OperatingPointError
 
@@ -48,6 +47,10 @@ class Calibration:
         if q_range is not None:
             q = _log_duration(dur, q_range, len(dur))
             x = np.c_[s, q, s * q]
+        # Imported here, not at the top: applying a calibration (every verify, every service worker)
+        # needs only numpy, and scikit-learn costs about a second and 90 MB per process to import.
+        from sklearn.linear_model import LogisticRegression
+
         # Weight classes so the fit targets p_target, then remove the prior log-odds (BOSARIS style).
         w = np.where(y == 1, p_target / y.sum(), (1 - p_target) / (len(y) - y.sum())) * len(y)
         lr = LogisticRegression(C=1e6, max_iter=2000).fit(x, y, sample_weight=w)
