@@ -140,3 +140,21 @@ def test_inference_copy_embeds_like_the_network(key: str) -> None:
         return sum(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())
 
     assert norms(fast) < norms(net) if key in FOLDED else norms(fast) == norms(net)
+
+
+@pytest.mark.parametrize("frames", [71, 150, 237])
+def test_campplus_front_module_in_chunks_equals_whole(frames: int) -> None:
+    """A long unpadded input runs CAM++'s 2-D front module in chunks with a halo (bounded memory on
+    long recordings): the same front-module output and embedding as one pass, for the network and
+    its folded copy; a halo smaller than the receptive field would change them."""
+    net = small_model("campplus")
+    torch.manual_seed(4)
+    x, n = torch.randn(1, frames, 80), torch.tensor([frames])
+    with torch.inference_mode():
+        whole_head, whole = net.head(x.transpose(1, 2), n), net(x, n)
+        net.head.chunk = 50  # chunks of 50 frames with 10 on each side (every length here exceeds 70)
+        torch.testing.assert_close(net.head(x.transpose(1, 2), n), whole_head, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net(x, n), whole, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(for_inference(net)(x, n), whole, atol=2e-5, rtol=1e-4)
+        net.head.HALO = 2
+        assert not torch.allclose(net.head(x.transpose(1, 2), n), whole_head, atol=1e-3)

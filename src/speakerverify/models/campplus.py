@@ -52,7 +52,20 @@ class BasicResBlock(nn.Module):
 
 
 class FCM(nn.Module):
-    """Front-end convolution module: (B, F, T) -> (B, C * F / 8, T)."""
+    """Front-end convolution module: (B, F, T) -> (B, C * F / 8, T).
+
+    Its activations are 2-D (channels x frequency x time): 32 x 80 x T floats, 600 MB for a
+    10-minute recording, several of them alive at once. An unpadded input longer than ``chunk``
+    frames is therefore run in chunks of ``chunk`` frames, each with ``HALO`` frames of context on
+    both sides, and the chunks' middles concatenated: every layer is a convolution over time with
+    zero padding (stride 1 in time), so a frame's output depends on the ``HALO`` frames around it
+    only, and the result equals the whole-input one (``tests/test_model_padding.py``). Exported and
+    traced graphs keep the whole-input path.
+    """
+
+    #: Frames of context one output frame depends on, each side: conv1, two per residual block
+    #: (four blocks), conv2; every time kernel is 3 wide with stride 1 in time.
+    HALO = 10
 
     def __init__(self, feat_dim: int = 80, m_channels: int = 32, num_blocks: tuple[int, int] = (2, 2)) -> None:
         super().__init__()
@@ -68,12 +81,24 @@ class FCM(nn.Module):
         for _ in range(3):
             freq = (freq - 1) // 2 + 1
         self.out_channels = m_channels * freq
+        self.chunk = 3000  # frames (30 s): about 30 MB per activation, a few per cent of extra work
 
     def fold_batchnorm(self) -> None:
         self.conv1, self.bn1 = fuse_conv_bn_eval(self.conv1, self.bn1), nn.Identity()
         self.conv2, self.bn2 = fuse_conv_bn_eval(self.conv2, self.bn2), nn.Identity()
 
     def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        t = x.shape[-1]
+        if t <= self.chunk + 2 * self.HALO or self.training or not unpadded(x, n):
+            return self._forward(x, n)
+        parts = []
+        for start in range(0, t, self.chunk):
+            lo, hi = max(0, start - self.HALO), min(t, start + self.chunk + self.HALO)
+            out = self._forward(x[..., lo:hi], torch.full_like(n, hi - lo))
+            parts.append(out[..., start - lo:start - lo + min(self.chunk, t - start)])
+        return torch.cat(parts, dim=-1)
+
+    def _forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         out = zero_padded(F.relu(self.bn1(self.conv1(x.unsqueeze(1)))), n)
         for block in [*self.layer1, *self.layer2]:
             out = block(out, n)
