@@ -156,5 +156,6 @@ def test_campplus_front_module_in_chunks_equals_whole(frames: int) -> None:
         torch.testing.assert_close(net.head(x.transpose(1, 2), n), whole_head, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(net(x, n), whole, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(for_inference(net)(x, n), whole, atol=2e-5, rtol=1e-4)
-        net.head.HALO = 2
+        assert net.head.halo == 10  # conv1, 2 x 4 residual convs, conv2
+        net.head.halo = 2
         assert not torch.allclose(net.head(x.transpose(1, 2), n), whole_head, atol=1e-3)
