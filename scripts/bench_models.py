@@ -39,7 +39,6 @@ from speakerverify import metrics, process_memory
 from speakerverify.audio import check_waveform, to_mono_16k
 from speakerverify.data import DEV_LISTS, TEST_LISTS, Trial, from_seed_pickle, read_index_pairs, read_trials
 from speakerverify.evaluate import score_trial_embeddings, trial_durations, trial_files
-from speakerverify.process_memory import peak_rss_mb
 from speakerverify.scoring import Calibration, cosine
 
 LISTS = DEV_LISTS + TEST_LISTS  # every list in ../shared/data/trials
@@ -115,7 +114,7 @@ def worker(args: argparse.Namespace) -> None:
             v.embed_waves([w])
         rtf[secs] = v.embedder.compute_s / (len(waves) * int(secs))
     result["rtf"] = rtf
-    result["maxrss_mb"] = peak_rss_mb()
+    result["maxrss_mb"] = process_memory.peak_rss_mb()
     np.savez(spec["out"], embeddings=np.stack(embs) if embs else np.zeros(0),
              second=np.stack(second) if second else np.zeros(0))
     Path(spec["out"] + ".json").write_text(json.dumps(result))

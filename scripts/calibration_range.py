@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ablation import ALL_LISTS, SEED, cached, trial_pairs  # noqa: E402
 
 from speakerverify import metrics  # noqa: E402
-from speakerverify.scoring import ASNorm, cosine  # noqa: E402
-from speakerverify.scoring.calibration import Calibration  # noqa: E402
+from speakerverify.scoring import ASNorm, Backend, cosine  # noqa: E402
 from speakerverify.scoring.fit import fit_backend  # noqa: E402
 from speakerverify.train.devsets import dev_conditions, dev_specs, short_telephone_crops  # noqa: E402
 from speakerverify.verifier import Verifier  # noqa: E402
@@ -70,7 +69,8 @@ def main() -> None:
         print(f"{label}: calibration {json.dumps(backend['calibration'])}, AS-norm {'asnorm' in backend}")
 
     emb = cached(a.model, a.shared, a.cache_dir / f"{a.model.name}.npz", a.threads)
-    asn = ASNorm(cohort, top_k)
+    backends = [Backend(b, cohort) for b in fits.values()]  # scores, LLRs and thresholds as at run time
+    asn = ASNorm(cohort, top_k)  # min Cllr column: the shipped model's AS-norm
     seconds: dict[str, float] = {}
 
     def duration(key: str) -> float:
@@ -87,12 +87,10 @@ def main() -> None:
         normed = asn(ea, eb, raw)
         dur = np.array([min(duration(x), duration(y)) for x, y in zip(ka, kb, strict=True)])
         cells = []
-        for backend in fits.values():
-            scores = normed if "asnorm" in backend else raw  # fit_backend keeps AS-norm only where it helps
-            cal = Calibration.from_dict(backend["calibration"])
-            thr = cal.score_at(backend["thresholds"]["eer"], dur, len(dur))
-            cells += [f"{metrics.cllr(cal.llr(scores, dur), labels):.3f}",
-                      f"{100 * metrics.accuracy(scores, labels, thr):.1f} %"]
+        for backend in backends:
+            scores = raw if backend.asnorm is None else backend.asnorm(ea, eb, raw)
+            cells += [f"{metrics.cllr(backend.calibration.llr(scores, dur), labels):.3f}",
+                      f"{100 * metrics.accuracy(scores, labels, backend.thresholds_for(dur)):.1f} %"]
         label = "seed protocol" if name == SEED else name
         rows.append(f"| {label} | {metrics.min_cllr(normed, labels):.3f} | " + " | ".join(cells) + " |")
     print("\n".join(rows))
