@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from speakerverify import models
-from speakerverify.models.inference import for_inference
+from speakerverify.models.inference import PointwiseConv1d, for_inference
 from speakerverify.models.masking import reflect_pad
 
 torch.set_num_threads(1)
@@ -140,6 +140,39 @@ def test_inference_copy_embeds_like_the_network(key: str) -> None:
         return sum(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())
 
     assert norms(fast) < norms(net) if key in FOLDED else norms(fast) == norms(net)
+
+    def pointwise(m: torch.nn.Module) -> int:
+        return sum(PointwiseConv1d.replaces(x) for x in m.modules())
+
+    assert pointwise(fast) == 0 and sum(isinstance(x, PointwiseConv1d) for x in fast.modules()) == pointwise(net)
+
+
+def test_pointwise_conv_equals_conv1d() -> None:
+    """The matrix-product path (a batch of one) and the conv1d path (larger batches) give conv1d's
+    output, with and without bias, also on a non-contiguous input."""
+    torch.manual_seed(5)
+    for bias in (True, False):
+        conv = torch.nn.Conv1d(12, 7, 1, bias=bias)
+        fast = PointwiseConv1d(conv)
+        for x in (torch.randn(1, 12, 9), torch.randn(3, 12, 9), torch.randn(1, 9, 12).transpose(1, 2)):
+            torch.testing.assert_close(fast(x), conv(x), atol=1e-6, rtol=1e-5)
+    assert not PointwiseConv1d.replaces(torch.nn.Conv1d(4, 4, 3))
+    assert not PointwiseConv1d.replaces(torch.nn.Conv1d(4, 4, 1, stride=2))
+
+
+@pytest.mark.parametrize("frames", [1, 2, 37, 230])
+def test_campplus_unmasked_path_equals_masked(frames: int) -> None:
+    """CAM++ drops its frame counts (``None``) when no row is padded, and every layer then skips its
+    masks; that path gives what the masked one gives on the same whole rows, one frame included."""
+    net = small_model("campplus")
+    torch.manual_seed(6)
+    x = torch.randn(2, 80, frames)
+    n = torch.tensor([frames, frames])
+    with torch.inference_mode():
+        h = net.head(x, None)
+        torch.testing.assert_close(h, net.head(x, n), atol=1e-6, rtol=1e-5)
+        masked = net.xvector(h, n)  # a frame-count tensor takes the masked mean, std and CAM context
+        torch.testing.assert_close(net.xvector(h, None), masked, atol=2e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("frames", [71, 150, 237])

@@ -3,7 +3,9 @@
 Every model here works on (B, C, T) or (B, C, F, T) tensors plus ``num_frames`` (B,). The rule:
 before any operation that mixes frames (a conv with a temporal kernel, a mean over time) the
 padded frames must look exactly as they would for a single, unpadded input -- zeros for zero-padded
-convs, reflected frames for reflect-padded ones -- and pooling must ignore them.
+convs, reflected frames for reflect-padded ones -- and pooling must ignore them. A model that has
+found no padded row in its input may pass ``num_frames=None`` on to :func:`zero_padded` and
+:func:`masked_mean_std`, which then skip their masks.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ def unpadded(x: torch.Tensor, num_frames: torch.Tensor) -> bool:
     return bool((num_frames >= x.shape[-1]).all())
 
 
-def zero_padded(x: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
-    """Zero every frame past ``num_frames`` (time is the last axis, any rank >= 3)."""
-    if unpadded(x, num_frames):  # a batch of one, say: nothing to zero
+def zero_padded(x: torch.Tensor, num_frames: torch.Tensor | None) -> torch.Tensor:
+    """Zero every frame past ``num_frames`` (time is the last axis, any rank >= 3); ``None``: no
+    row is padded."""
+    if num_frames is None or unpadded(x, num_frames):  # a batch of one, say: nothing to zero
         return x
     mask = time_mask(num_frames, x.shape[-1], x.dtype)
     if x.dim() == 4:
@@ -40,9 +43,13 @@ def zero_padded(x: torch.Tensor, num_frames: torch.Tensor) -> torch.Tensor:
     return x * mask
 
 
-def masked_mean_std(x: torch.Tensor, num_frames: torch.Tensor, unbiased: bool = False,
+def masked_mean_std(x: torch.Tensor, num_frames: torch.Tensor | None, unbiased: bool = False,
                     eps: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation over the valid frames of (B, C, T): two (B, C) tensors."""
+    """Mean and standard deviation over the valid frames of (B, C, T): two (B, C) tensors;
+    ``num_frames`` None: every frame is valid."""
+    if num_frames is None:
+        var, mean = torch.var_mean(x, dim=-1, correction=int(unbiased and x.shape[-1] > 1))
+        return mean, torch.sqrt(var.clamp(min=eps)) if eps > 0 else torch.sqrt(var)
     mask = time_mask(num_frames, x.shape[-1], x.dtype)
     n = num_frames.to(x.dtype).clamp(min=1).view(-1, 1)
     mean = (x * mask).sum(-1) / n
