@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import yaml
 
@@ -31,7 +30,7 @@ from ablation import ALL_LISTS, SEED, cached, trial_pairs  # noqa: E402
 from speakerverify import metrics  # noqa: E402
 from speakerverify.scoring import ASNorm, Backend, cosine  # noqa: E402
 from speakerverify.scoring.fit import fit_backend  # noqa: E402
-from speakerverify.train.devsets import dev_conditions, dev_specs, short_telephone_crops  # noqa: E402
+from speakerverify.train.devsets import dev_conditions, dev_specs, short_crops  # noqa: E402
 from speakerverify.verifier import Verifier  # noqa: E402
 
 
@@ -60,7 +59,7 @@ def main() -> None:
     for name, dev, waves in dev_conditions(specs, legacy):
         shipped.append(dev.condition(name, waves, embed))
         if waves is dev.waves and (a.extra_lists == "all" or not extra):
-            crops = short_telephone_crops(dev.waves, a.short_s, seed=777)
+            crops = short_crops(dev.waves, a.short_s, seed=777)
             extra.append(dev.condition(f"{name}-short{a.short_s:g}s-tel", crops, embed))
     fits = {"as shipped": fit_backend(shipped, cohort, top_k=top_k).backend,
             f"+ {a.short_s:g}-s crops ({', '.join(c.name for c in extra)})":
@@ -68,16 +67,12 @@ def main() -> None:
     for label, backend in fits.items():
         print(f"{label}: calibration {json.dumps(backend['calibration'])}, AS-norm {'asnorm' in backend}")
 
-    emb = cached(a.model, a.shared, a.cache_dir / f"{a.model.name}.npz", a.threads)
+    cache = a.cache_dir / f"{a.model.name}.npz"
+    emb = cached(a.model, a.shared, cache, a.threads)
+    with np.load(cache) as z:  # each recording's duration, as the cache's embedding saw it
+        seconds = {str(f): float(d) for f, d in zip(z["files"], z["durations"], strict=True)}
     backends = [Backend(b, cohort) for b in fits.values()]  # scores, LLRs and thresholds as at run time
     asn = ASNorm(cohort, top_k)  # min Cllr column: the shipped model's AS-norm
-    seconds: dict[str, float] = {}
-
-    def duration(key: str) -> float:
-        if key not in seconds:
-            seconds[key] = 1.0 if key.startswith("seed/") else sf.info(a.shared / "data" / key).duration
-        return seconds[key]
-
     rows = ["| list | min Cllr (AS-norm) | " + " | ".join(f"Cllr, {k} | accuracy, {k}" for k in fits) + " |",
             "|---|---|" + "---|---|" * len(fits)]
     for name in ALL_LISTS:
@@ -85,7 +80,7 @@ def main() -> None:
         ea, eb = np.stack([emb[k] for k in ka]), np.stack([emb[k] for k in kb])
         raw = cosine(ea, eb)
         normed = asn(ea, eb, raw)
-        dur = np.array([min(duration(x), duration(y)) for x, y in zip(ka, kb, strict=True)])
+        dur = np.array([min(seconds[x], seconds[y]) for x, y in zip(ka, kb, strict=True)])
         cells = []
         for backend in backends:
             scores = raw if backend.asnorm is None else backend.asnorm(ea, eb, raw)

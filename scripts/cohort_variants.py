@@ -27,35 +27,24 @@ from ablation import write_section  # noqa: E402
 
 from speakerverify import metrics  # noqa: E402
 from speakerverify.scoring import ASNorm, cosine  # noqa: E402
-from speakerverify.train.augment import telephone  # noqa: E402
 from speakerverify.train.devsets import (  # noqa: E402
-    SR,
     dev_conditions,
     dev_specs,
     manifest_specs,
+    per_speaker_choice,
+    short_crops,
     train_utterances,
 )
 from speakerverify.train.loop import resolve_recipe  # noqa: E402
 from speakerverify.verifier import Verifier  # noqa: E402
 
 
-def short_crops(recipe: dict, per_speaker: int, seconds: float, seed: int) -> tuple[list, list]:
+def training_crops(recipe: dict, per_speaker: int, seconds: float, seed: int) -> tuple[list, list]:
     """Seeded ``seconds``-long crops of ``per_speaker`` clips of every training speaker: clean and
     through the telephone channel."""
-    utts, _ = train_utterances(manifest_specs(recipe["data"]))
-    groups: dict[str, list] = {}
-    for u in utts:
-        groups.setdefault(u.speaker, []).append(u)
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    clean, tel = [], []
-    for g in groups.values():
-        for i in rng.permutation(len(g))[:per_speaker]:
-            w = sf.read(g[i].path, dtype="float32")[0]
-            start = int(rng.integers(0, max(1, len(w) - n)))
-            clean.append(w[start:start + n])
-            tel.append(telephone(w[start:start + n], rng))
-    return clean, tel
+    utts = per_speaker_choice(train_utterances(manifest_specs(recipe["data"]))[0], per_speaker, seed)
+    waves = [sf.read(u.path, dtype="float32")[0] for u in utts]
+    return short_crops(waves, seconds, seed, telephone_band=False), short_crops(waves, seconds, seed)
 
 
 def main() -> None:
@@ -78,7 +67,7 @@ def main() -> None:
     for name, dev, waves in dev_conditions(specs, legacy):
         emb = v.embed_waves(list(waves))
         conds.append((name, emb[dev.ia], emb[dev.ib], dev.labels))
-    clean, tel = short_crops(recipe, a.per_speaker, 1.0, seed=7)
+    clean, tel = training_crops(recipe, a.per_speaker, 1.0, seed=7)
     short_clean, short_tel = v.embed_waves(clean), v.embed_waves(tel)
     shipped = v.backend.asnorm.cohort
     cohorts = {f"the model's ({len(shipped)} speaker means)": shipped,

@@ -65,7 +65,7 @@ class DevList:
     def conditions(self, embed: Embed, short_s: float = 1.0) -> list[DevCondition]:
         """``waves`` (as recorded) and ``short`` (telephone-band crops of ``short_s`` seconds)."""
         return [self.condition("waves", self.waves, embed),
-                self.condition("short", short_telephone_crops(self.waves, short_s), embed)]
+                self.condition("short", short_crops(self.waves, short_s), embed)]
 
 
 def manifest_specs(data: dict) -> list[dict]:
@@ -147,19 +147,32 @@ def dev_conditions(specs: list[dict], legacy: bool = False) -> list[tuple[str, D
         out.append(("waves" if legacy else stem, dev, dev.waves))
         if spec.get("short_s"):
             name = "short" if legacy else f"{stem}-short{float(spec['short_s']):g}s-tel"
-            out.append((name, dev, short_telephone_crops(dev.waves, float(spec["short_s"]))))
+            out.append((name, dev, short_crops(dev.waves, float(spec["short_s"]))))
     return out
 
 
-def short_telephone_crops(waves: Sequence[np.ndarray], seconds: float, seed: int = 12345) -> list[np.ndarray]:
-    """A seeded ``seconds``-long crop of each wave, through the telephone channel."""
+def short_crops(waves: Sequence[np.ndarray], seconds: float, seed: int = 12345, telephone_band: bool = True
+                ) -> list[np.ndarray]:
+    """A seeded ``seconds``-long crop of each wave, through the telephone channel unless
+    ``telephone_band`` is False."""
     rng = np.random.default_rng(seed)
     n = int(seconds * SR)
     out = []
     for w in waves:
         start = int(rng.integers(0, max(1, len(w) - n)))
-        out.append(telephone(w[start:start + n], rng))
+        crop = w[start:start + n]
+        out.append(telephone(crop, rng) if telephone_band else crop)
     return out
+
+
+def per_speaker_choice(utts: Sequence[Utterance], per_speaker: int, seed: int = 0) -> list[Utterance]:
+    """A seeded choice of at most ``per_speaker`` recordings of each speaker: speakers in
+    first-seen order, each one's recordings in their listed order."""
+    groups: dict[str, list[Utterance]] = {}
+    for u in utts:
+        groups.setdefault(u.speaker, []).append(u)
+    rng = np.random.default_rng(seed)
+    return [g[i] for g in groups.values() for i in sorted(rng.permutation(len(g))[:int(per_speaker)])]
 
 
 def speaker_cohort(utts: Sequence[Utterance], embed: Embed, per_speaker: int | None = None,
@@ -168,11 +181,7 @@ def speaker_cohort(utts: Sequence[Utterance], embed: Embed, per_speaker: int | N
     ``per_speaker``: a seeded choice of at most that many recordings of each speaker; ``load``:
     an utterance's waveform (default: read its file)."""
     if per_speaker:
-        groups: dict[str, list[Utterance]] = {}
-        for u in utts:
-            groups.setdefault(u.speaker, []).append(u)
-        rng = np.random.default_rng(seed)
-        utts = [g[i] for g in groups.values() for i in sorted(rng.permutation(len(g))[:int(per_speaker)])]
+        utts = per_speaker_choice(utts, int(per_speaker), seed)
     load = load or (lambda u: sf.read(u.path, dtype="float32")[0])
     by_spk: dict[str, list[np.ndarray]] = {}
     for u in utts:
